@@ -1,0 +1,172 @@
+package jwtstack
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/juwan/jwt-secret/components"
+	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// Resource names of the stack. They are part of every child's URN, so
+// changing one replaces live resources.
+const (
+	providerName  = "cluster"
+	keyName       = "jwt-key"
+	accessName    = "jwt-access"
+	consumerNamer = "consumer-"
+)
+
+// Program is the stack program: main.go passes it to pulumi.Run, and the
+// Automation API driver runs it as an inline program.
+func Program(ctx *pulumi.Context) error {
+	return Run(ctx, time.Now())
+}
+
+// Run builds the stack with now as the time the key age is measured
+// against. It validates the whole config before it registers any resource,
+// so an invalid config fails `pulumi preview` with nothing changed.
+func Run(ctx *pulumi.Context, now time.Time) error {
+	cfg, warnings, err := ParseConfig(ctx, ctx.Stack(), now)
+	for _, warning := range warnings {
+		if logErr := ctx.Log.Warn(warning, nil); logErr != nil {
+			return fmt.Errorf("unable to log a warning: %w", logErr)
+		}
+	}
+	stackFile := filepath.Join(ctx.RootDirectory(), "Pulumi."+ctx.Stack()+".yaml")
+	unknownKeys, fileErr := CheckStackFileKeys(stackFile)
+	if fileErr != nil {
+		return fileErr
+	}
+	if len(unknownKeys) > 0 {
+		var configErr *ConfigError
+		if !errors.As(err, &configErr) {
+			configErr = &ConfigError{}
+		}
+		configErr.Problems = append(configErr.Problems, unknownKeys...)
+		err = configErr
+	}
+	if err != nil {
+		return err
+	}
+
+	stack, err := NewStack(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	for name, value := range stack.Outputs {
+		ctx.Export(name, value)
+	}
+	return nil
+}
+
+// Stack is the registered stack: its components and its outputs.
+type Stack struct {
+	Provider  *kubernetes.Provider
+	Key       *components.SigningKey
+	Access    *components.KeyAccess
+	Consumers []*components.KeyConsumer
+	// Outputs name things and never carry key material.
+	Outputs pulumi.Map
+}
+
+// NewStack registers every resource of a validated config.
+func NewStack(ctx *pulumi.Context, cfg Config) (*Stack, error) {
+	// Own the provider settings, so that every stack updates Secret data in
+	// place and keeps the Secret's UID, whatever its stack file says.
+	providerArgs := &kubernetes.ProviderArgs{
+		EnableSecretMutable:   pulumi.Bool(true),
+		EnableServerSideApply: pulumi.Bool(true),
+	}
+	if kubeconfig, ok := ctx.GetConfig("kubernetes:kubeconfig"); ok {
+		providerArgs.Kubeconfig = pulumi.String(kubeconfig)
+	}
+	if kubeContext, ok := ctx.GetConfig("kubernetes:context"); ok {
+		providerArgs.Context = pulumi.String(kubeContext)
+	}
+	provider, err := kubernetes.NewProvider(ctx, providerName, providerArgs)
+	if err != nil {
+		return nil, fmt.Errorf("unable to create the Kubernetes provider: %w", err)
+	}
+	providers := pulumi.Providers(provider)
+	stack := &Stack{Provider: provider}
+
+	// The key and the Secret that holds it.
+	var legacyKey pulumi.StringInput
+	if cfg.HasLegacyKey {
+		value, _ := ctx.GetConfig(FullKey(KeyLegacyKey))
+		legacyKey = pulumi.ToSecret(pulumi.String(value)).(pulumi.StringOutput)
+	}
+	key, err := components.NewSigningKey(ctx, keyName, &components.SigningKeyArgs{
+		Namespace:  cfg.Namespace,
+		SecretName: cfg.SecretName,
+		KeyLength:  cfg.KeyLength,
+		Generation: cfg.KeyGeneration,
+		LegacyKey:  legacyKey,
+		Protect:    cfg.Protect,
+	}, providers)
+	if err != nil {
+		return nil, err
+	}
+	stack.Key = key
+
+	// Who may read it.
+	serviceAccounts := make([]string, 0, len(cfg.Consumers))
+	for _, consumer := range cfg.Consumers {
+		serviceAccounts = append(serviceAccounts, consumer.ServiceAccount)
+	}
+	access, err := components.NewKeyAccess(ctx, accessName, &components.KeyAccessArgs{
+		Namespace:       cfg.Namespace,
+		SecretName:      cfg.SecretName,
+		RoleName:        cfg.RoleName,
+		ServiceAccounts: serviceAccounts,
+	}, providers)
+	if err != nil {
+		return nil, err
+	}
+	stack.Access = access
+
+	// The Deployments that read it. They start after the Secret and the
+	// RoleBindings exist, so new pods find both.
+	patched := pulumi.StringArray{}
+	for _, consumer := range cfg.Consumers {
+		args := &components.KeyConsumerArgs{
+			Namespace:      cfg.Namespace,
+			SecretName:     cfg.SecretName,
+			Deployment:     consumer.Deployment,
+			Container:      consumer.Container,
+			ServiceAccount: consumer.ServiceAccount,
+			Generation:     cfg.KeyGeneration,
+		}
+		if consumer.Env != nil {
+			args.Env = &components.EnvBinding{CurrentKeyVar: consumer.Env.Current, PreviousKeyVar: consumer.Env.Previous}
+		}
+		if consumer.Mount != nil {
+			args.File = &components.FileBinding{MountPath: consumer.Mount.Path, Mode: consumer.Mount.FileMode, VolumeName: consumer.Mount.Volume}
+		}
+		keyConsumer, err := components.NewKeyConsumer(ctx, consumerNamer+consumer.Deployment, args,
+			providers, pulumi.DependsOn([]pulumi.Resource{key, access}))
+		if err != nil {
+			return nil, err
+		}
+		stack.Consumers = append(stack.Consumers, keyConsumer)
+		patched = append(patched, pulumi.String(cfg.Namespace+"/"+consumer.Deployment))
+	}
+
+	stack.Outputs = pulumi.Map{
+		"namespace":  pulumi.String(cfg.Namespace),
+		"secretName": key.SecretName,
+		"secretDataKeys": pulumi.ToStringArray([]string{
+			components.CurrentKeyDataKey, components.PreviousKeyDataKey, components.JWKSDataKey,
+		}),
+		"keyGeneration":      key.Generation,
+		"roleName":           access.Role.Metadata.Name().Elem(),
+		"readers":            access.Readers,
+		"patchedDeployments": patched,
+		"fieldManager":       pulumi.String(components.FieldManager),
+	}
+	return stack, nil
+}
