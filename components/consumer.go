@@ -55,6 +55,10 @@ type KeyConsumerArgs struct {
 	Env            *EnvBinding
 	File           *FileBinding
 	Generation     int
+	// DependsOn are resources the patch waits for, such as the Secret and
+	// the RoleBindings, so that new pods find both. The engine does not pass
+	// a component's dependencies on to its children, so they go here.
+	DependsOn []pulumi.Resource
 }
 
 // KeyConsumer is a Deployment that reads the signing key, patched by
@@ -138,7 +142,7 @@ func NewKeyConsumer(ctx *pulumi.Context, name string, args *KeyConsumerArgs, opt
 				Spec: podSpec,
 			},
 		},
-	}, pulumi.Parent(consumer))
+	}, pulumi.Parent(consumer), pulumi.DependsOn(args.DependsOn))
 	if err != nil {
 		return nil, fmt.Errorf("unable to patch Deployment %s/%s: %w", args.Namespace, args.Deployment, err)
 	}

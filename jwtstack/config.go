@@ -458,7 +458,7 @@ func (p *parser) keyAge(cfg *Config, now time.Time) {
 	if ageDays <= cfg.MaxKeyAgeDays {
 		return
 	}
-	message := fmt.Sprintf("the key of generation %d is %d days old, more than %s allows (%d days); rotate it with: %s && %s",
+	message := fmt.Sprintf("the key of generation %d is %d days old, more than %s allows (%d days); fix: rotate it with: %s && %s",
 		cfg.KeyGeneration, ageDays, FullKey(KeyMaxKeyAgeDays), cfg.MaxKeyAgeDays,
 		setCommand(KeyKeyGeneration, strconv.Itoa(cfg.KeyGeneration+1)), rotatedFix)
 	if cfg.Production {

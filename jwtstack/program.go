@@ -140,6 +140,7 @@ func NewStack(ctx *pulumi.Context, cfg Config) (*Stack, error) {
 			Container:      consumer.Container,
 			ServiceAccount: consumer.ServiceAccount,
 			Generation:     cfg.KeyGeneration,
+			DependsOn:      []pulumi.Resource{key, access},
 		}
 		if consumer.Env != nil {
 			args.Env = &components.EnvBinding{CurrentKeyVar: consumer.Env.Current, PreviousKeyVar: consumer.Env.Previous}
@@ -147,8 +148,7 @@ func NewStack(ctx *pulumi.Context, cfg Config) (*Stack, error) {
 		if consumer.Mount != nil {
 			args.File = &components.FileBinding{MountPath: consumer.Mount.Path, Mode: consumer.Mount.FileMode, VolumeName: consumer.Mount.Volume}
 		}
-		keyConsumer, err := components.NewKeyConsumer(ctx, consumerNamer+consumer.Deployment, args,
-			providers, pulumi.DependsOn([]pulumi.Resource{key, access}))
+		keyConsumer, err := components.NewKeyConsumer(ctx, consumerNamer+consumer.Deployment, args, providers)
 		if err != nil {
 			return nil, err
 		}
