@@ -1,0 +1,127 @@
+// Command jwtctl runs the juwan-jwt-secret stack through the Pulumi
+// Automation API: preview, up, destroy, outputs and recover, for the local
+// control plane or any cluster a kubeconfig names.
+//
+//	go run ./cmd/jwtctl [--stack local|dev|prod] [--kubeconfig FILE] [--local] COMMAND
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"syscall"
+
+	"github.com/juwan/jwt-secret/internal/driver"
+)
+
+const usage = `Usage: jwtctl [flags] COMMAND
+
+Commands:
+  preview   show what up would change
+  up        apply the stack, then print who can read the key and what rolled
+  destroy   remove the stack's resources and take back its Deployment fields
+  outputs   print the stack outputs
+  recover   clear the lock and pending operations a killed run left behind
+
+Flags:
+`
+
+func main() {
+	stack := flag.String("stack", driver.LocalStack, "stack to run: local, dev or prod")
+	kubeconfig := flag.String("kubeconfig", "", "kubeconfig of the target cluster (default: $KUBECONFIG or ~/.kube/config; the local control plane's for --stack local)")
+	local := flag.Bool("local", false, "target the local control plane whatever the stack")
+	flag.Usage = func() {
+		fmt.Fprint(flag.CommandLine.Output(), usage)
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if flag.NArg() != 1 {
+		flag.Usage()
+		os.Exit(2)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, flag.Arg(0), *stack, *kubeconfig, *local); err != nil {
+		fmt.Fprintf(os.Stderr, "jwtctl: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, command, stack, kubeconfig string, local bool) error {
+	root, err := driver.FindRepoRoot()
+	if err != nil {
+		return err
+	}
+	if kubeconfig == "" && (local || stack == driver.LocalStack) {
+		kubeconfig = driver.LocalKubeconfig(root)
+		if _, err := os.Stat(kubeconfig); err != nil {
+			return fmt.Errorf("the local control plane is not running (%s is missing); start it with: make cluster", kubeconfig)
+		}
+	}
+	if kubeconfig != "" {
+		kubeconfig, err = filepath.Abs(kubeconfig)
+		if err != nil {
+			return err
+		}
+	}
+
+	d, err := driver.Open(ctx, driver.Options{RepoRoot: root, Stack: stack, Kubeconfig: kubeconfig})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("stack %s, cluster %s, random provider: %s\n", stack, describeCluster(kubeconfig), d.Random)
+
+	switch command {
+	case "preview":
+		_, err = d.Preview(ctx)
+		return err
+	case "up":
+		result, err := d.Up(ctx)
+		if err != nil {
+			return err
+		}
+		summary, err := driver.Summarize(ctx, kubeconfig, driver.PlainOutputs(result.Outputs))
+		if err != nil {
+			return fmt.Errorf("up succeeded, but the summary failed: %w", err)
+		}
+		summary.Print(os.Stdout)
+		return nil
+	case "destroy":
+		return d.Destroy(ctx)
+	case "outputs":
+		outputs, err := d.Outputs(ctx)
+		if err != nil {
+			return err
+		}
+		names := make([]string, 0, len(outputs))
+		for name := range outputs {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			value := outputs[name].Value
+			if outputs[name].Secret {
+				value = "[secret]"
+			}
+			fmt.Printf("%-20s %v\n", name, value)
+		}
+		return nil
+	case "recover":
+		return d.Recover(ctx)
+	default:
+		return errors.New("unknown command " + command + "; run jwtctl -h for the list")
+	}
+}
+
+func describeCluster(kubeconfig string) string {
+	if kubeconfig == "" {
+		return "from $KUBECONFIG or ~/.kube/config"
+	}
+	return "from " + kubeconfig
+}
