@@ -80,6 +80,9 @@ type Consumer struct {
 	ServiceAccount string       `json:"serviceAccount,omitempty"`
 	Env            *EnvConsumer `json:"env,omitempty"`
 	Mount          *MountConfig `json:"mount,omitempty"`
+	// Optional consumers are skipped, with a warning, while their
+	// Deployment does not exist.
+	Optional bool `json:"optional,omitempty"`
 }
 
 // EnvConsumer names the env vars that receive the keys.
@@ -305,7 +308,7 @@ func decodeConsumer(item json.RawMessage) (Consumer, error) {
 			return consumer, fmt.Errorf("%s must be a %s, not a %s", typeErr.Field, jsonTypeName(typeErr.Type.String()), typeErr.Value)
 		}
 		if strings.HasPrefix(err.Error(), "json: unknown field") {
-			return consumer, fmt.Errorf("%s; known fields are deployment, container, serviceAccount, env (current, previous) and mount (path, mode, volume)",
+			return consumer, fmt.Errorf("%s; known fields are deployment, container, serviceAccount, optional, env (current, previous) and mount (path, mode, volume)",
 				strings.TrimPrefix(err.Error(), "json: "))
 		}
 		return consumer, fmt.Errorf("must be an object: %s", strings.TrimPrefix(err.Error(), "json: "))

@@ -20,26 +20,80 @@ const (
 	consumerNamer = "consumer-"
 )
 
-// Program is the stack program: main.go passes it to pulumi.Run, and the
-// Automation API driver runs it as an inline program.
-func Program(ctx *pulumi.Context) error {
-	return Run(ctx, time.Now())
+// Options configures the stack program.
+type Options struct {
+	// Now returns the time the key age is measured against; time.Now if nil.
+	Now func() time.Time
+	// Kubeconfig is the kubeconfig file of the cluster whose consumer
+	// Deployments are checked before anything is registered. Empty means
+	// the provider's own choice: kubernetes:kubeconfig, $KUBECONFIG or
+	// ~/.kube/config.
+	Kubeconfig string
+	// GetDeployment replaces the cluster lookup of consumer Deployments.
+	GetDeployment DeploymentGetter
 }
 
-// Run builds the stack with now as the time the key age is measured
-// against. It validates the whole config before it registers any resource,
-// so an invalid config fails `pulumi preview` with nothing changed.
-func Run(ctx *pulumi.Context, now time.Time) error {
-	cfg, warnings, err := ParseConfig(ctx, ctx.Stack(), now)
-	for _, warning := range warnings {
-		if logErr := ctx.Log.Warn(warning, nil); logErr != nil {
-			return fmt.Errorf("unable to log a warning: %w", logErr)
+// Program is the stack program: main.go passes it to pulumi.Run.
+func Program(ctx *pulumi.Context) error {
+	return NewProgram(Options{})(ctx)
+}
+
+// NewProgram returns the stack program with opts, for the Automation API
+// driver and the tests. It validates the whole config and reads the
+// consumer Deployments before it registers any resource, so an invalid
+// config or a missing Deployment fails `pulumi preview` with nothing
+// changed.
+func NewProgram(opts Options) pulumi.RunFunc {
+	return func(ctx *pulumi.Context) error {
+		now := time.Now
+		if opts.Now != nil {
+			now = opts.Now
 		}
+		cfg, err := loadConfig(ctx, now())
+		if err != nil {
+			return err
+		}
+
+		// Mocks have no cluster to read.
+		if !ctx.RunningWithMocks() || opts.GetDeployment != nil {
+			get := opts.GetDeployment
+			if get == nil {
+				get, _, err = ClusterDeploymentGetter(ctx, opts.Kubeconfig)
+				if err != nil {
+					return err
+				}
+			}
+			warnings, err := CheckConsumers(ctx.Context(), &cfg, get)
+			if logErr := logWarnings(ctx, warnings); logErr != nil {
+				return logErr
+			}
+			if err != nil {
+				return err
+			}
+		}
+
+		stack, err := NewStack(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		for name, value := range stack.Outputs {
+			ctx.Export(name, value)
+		}
+		return nil
 	}
+}
+
+// loadConfig parses the config and checks the stack file for unknown keys.
+func loadConfig(ctx *pulumi.Context, now time.Time) (Config, error) {
+	cfg, warnings, err := ParseConfig(ctx, ctx.Stack(), now)
+	if logErr := logWarnings(ctx, warnings); logErr != nil {
+		return Config{}, logErr
+	}
+
 	stackFile := filepath.Join(ctx.RootDirectory(), "Pulumi."+ctx.Stack()+".yaml")
 	unknownKeys, fileErr := CheckStackFileKeys(stackFile)
 	if fileErr != nil {
-		return fileErr
+		return Config{}, fileErr
 	}
 	if len(unknownKeys) > 0 {
 		var configErr *ConfigError
@@ -49,16 +103,14 @@ func Run(ctx *pulumi.Context, now time.Time) error {
 		configErr.Problems = append(configErr.Problems, unknownKeys...)
 		err = configErr
 	}
-	if err != nil {
-		return err
-	}
+	return cfg, err
+}
 
-	stack, err := NewStack(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	for name, value := range stack.Outputs {
-		ctx.Export(name, value)
+func logWarnings(ctx *pulumi.Context, warnings []string) error {
+	for _, warning := range warnings {
+		if err := ctx.Log.Warn(warning, nil); err != nil {
+			return fmt.Errorf("unable to log a warning: %w", err)
+		}
 	}
 	return nil
 }

@@ -44,7 +44,8 @@ type Options struct {
 	// Kubeconfig is the kubeconfig file the Kubernetes provider uses. Empty
 	// means the provider's default: $KUBECONFIG or ~/.kube/config.
 	Kubeconfig string
-	// Program is the inline program; jwtstack.Program if nil.
+	// Program is the inline program; the stack program checking the
+	// consumers on the Kubeconfig cluster if nil.
 	Program pulumi.RunFunc
 	// Progress receives the engine's progress output; os.Stdout if nil.
 	Progress io.Writer
@@ -75,7 +76,7 @@ func Open(ctx context.Context, opts Options) (*Driver, error) {
 	opts.StateDir = withDefault(opts.StateDir, filepath.Join(opts.RepoRoot, ".state"))
 	opts.WorkDir = withDefault(opts.WorkDir, opts.RepoRoot)
 	if opts.Program == nil {
-		opts.Program = jwtstack.Program
+		opts.Program = jwtstack.NewProgram(jwtstack.Options{Kubeconfig: opts.Kubeconfig})
 	}
 	if opts.Progress == nil {
 		opts.Progress = os.Stdout

@@ -1,0 +1,135 @@
+package jwtstack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// DeploymentGetter reads a Deployment. It returns an error for which
+// apierrors.IsNotFound is true when the Deployment does not exist.
+type DeploymentGetter func(ctx context.Context, namespace, name string) (*appsv1.Deployment, error)
+
+// preflightTimeout bounds the reads of the consumer Deployments, so an
+// unreachable API server fails the preview instead of hanging it.
+const preflightTimeout = 30 * time.Second
+
+// CheckConsumers reads every consumer Deployment before anything is
+// registered. A Deployment that is missing fails the run unless the
+// consumer is optional, in which case it is dropped with a warning. A
+// container the Deployment lacks fails the run, because server-side apply
+// would otherwise add an empty container of that name.
+func CheckConsumers(ctx context.Context, cfg *Config, get DeploymentGetter) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, preflightTimeout)
+	defer cancel()
+
+	var problems, warnings []string
+	kept := cfg.Consumers[:0:0]
+	for i, consumer := range cfg.Consumers {
+		field := fmt.Sprintf("%s[%d]", FullKey(KeyConsumers), i)
+		deployment, err := get(ctx, cfg.Namespace, consumer.Deployment)
+		switch {
+		case apierrors.IsNotFound(err) && consumer.Optional:
+			warnings = append(warnings, fmt.Sprintf("Deployment %s/%s not found; skipping the optional consumer %s", cfg.Namespace, consumer.Deployment, field))
+			continue
+		case apierrors.IsNotFound(err):
+			problems = append(problems, fmt.Sprintf("%s.deployment: Deployment %s/%s not found; fix: deploy it first, correct the name, or set optional: true on the consumer to skip it while it is missing",
+				field, cfg.Namespace, consumer.Deployment))
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("unable to read Deployment %s/%s: %w", cfg.Namespace, consumer.Deployment, err)
+		}
+
+		containers := make([]string, 0, len(deployment.Spec.Template.Spec.Containers))
+		for _, c := range deployment.Spec.Template.Spec.Containers {
+			containers = append(containers, c.Name)
+		}
+		if !slices.Contains(containers, consumer.Container) {
+			problems = append(problems, fmt.Sprintf("%s.container: Deployment %s/%s has no container %q; fix: use one of its containers: %s",
+				field, cfg.Namespace, consumer.Deployment, consumer.Container, strings.Join(containers, ", ")))
+			continue
+		}
+		kept = append(kept, consumer)
+	}
+
+	if len(problems) > 0 {
+		return warnings, &ConfigError{Problems: problems}
+	}
+	if len(kept) == 0 {
+		return warnings, &ConfigError{Problems: []string{FullKey(KeyConsumers) + ": every consumer Deployment is missing, so nothing would read the key; fix: deploy at least one of them first"}}
+	}
+	cfg.Consumers = kept
+	return warnings, nil
+}
+
+// ClusterDeploymentGetter returns a DeploymentGetter for the cluster that
+// the Kubernetes provider also targets: kubeconfig if set, else the
+// kubernetes:kubeconfig config, else $KUBECONFIG or ~/.kube/config, with
+// the kubernetes:context config as the context.
+func ClusterDeploymentGetter(source Source, kubeconfig string) (DeploymentGetter, string, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if kubeconfig == "" {
+		kubeconfig, _ = source.GetConfig("kubernetes:kubeconfig")
+	}
+	overrides := &clientcmd.ConfigOverrides{}
+	if kubeContext, ok := source.GetConfig("kubernetes:context"); ok {
+		overrides.CurrentContext = kubeContext
+	}
+
+	var clientConfig clientcmd.ClientConfig
+	switch {
+	case kubeconfig == "":
+		clientConfig = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides)
+	case strings.Contains(kubeconfig, "apiVersion:") || strings.HasPrefix(strings.TrimSpace(kubeconfig), "{"):
+		// The provider accepts the kubeconfig's content as well as its path.
+		var err error
+		clientConfig, err = clientcmd.NewClientConfigFromBytes([]byte(kubeconfig))
+		if err != nil {
+			return nil, "", fmt.Errorf("unable to parse kubernetes:kubeconfig: %w", err)
+		}
+	default:
+		rules.ExplicitPath = expandHome(kubeconfig)
+		clientConfig = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides)
+	}
+
+	restConfig, err := clientConfig.ClientConfig()
+	if err != nil {
+		return nil, "", fmt.Errorf("unable to load the kubeconfig: %w; fix: set KUBECONFIG or kubernetes:kubeconfig to the target cluster's kubeconfig", err)
+	}
+	clients, err := kubernetes.NewForConfig(restConfig)
+	if err != nil {
+		return nil, "", fmt.Errorf("unable to create a Kubernetes client for %s: %w", restConfig.Host, err)
+	}
+
+	server := restConfig.Host
+	get := func(ctx context.Context, namespace, name string) (*appsv1.Deployment, error) {
+		deployment, err := clients.AppsV1().Deployments(namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			var status apierrors.APIStatus
+			if !errors.As(err, &status) {
+				return nil, fmt.Errorf("the Kubernetes API server %s is unreachable: %w; fix: check that the cluster is up and the kubeconfig names it, then run again", server, err)
+			}
+		}
+		return deployment, err
+	}
+	return get, server, nil
+}
+
+func expandHome(path string) string {
+	if rest, ok := strings.CutPrefix(path, "~/"); ok {
+		if home, err := os.UserHomeDir(); err == nil {
+			return home + "/" + rest
+		}
+	}
+	return path
+}

@@ -1,0 +1,107 @@
+package jwtstack_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/juwan/jwt-secret/internal/mocks"
+	"github.com/juwan/jwt-secret/jwtstack"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// fakeCluster answers like the API server: the Deployments it has, and a
+// NotFound status error for the rest.
+func fakeCluster(deployments map[string][]string) jwtstack.DeploymentGetter {
+	return func(ctx context.Context, namespace, name string) (*appsv1.Deployment, error) {
+		containers, ok := deployments[name]
+		if !ok {
+			return nil, apierrors.NewNotFound(schema.GroupResource{Group: "apps", Resource: "deployments"}, name)
+		}
+		d := &appsv1.Deployment{}
+		for _, c := range containers {
+			d.Spec.Template.Spec.Containers = append(d.Spec.Template.Spec.Containers, corev1.Container{Name: c})
+		}
+		return d, nil
+	}
+}
+
+var backend = map[string][]string{"user-rpc": {"user-rpc", "metrics"}, "envoy-gateway": {"envoy"}}
+
+func TestCheckConsumersPassesBackend(t *testing.T) {
+	cfg, _, err := parse(t, "dev", nil)
+	require.NoError(t, err)
+	warnings, err := jwtstack.CheckConsumers(context.Background(), &cfg, fakeCluster(backend))
+	require.NoError(t, err)
+	assert.Empty(t, warnings)
+	assert.Len(t, cfg.Consumers, 2)
+}
+
+func TestCheckConsumersMissingDeployment(t *testing.T) {
+	cfg, _, err := parse(t, "dev", nil)
+	require.NoError(t, err)
+	_, err = jwtstack.CheckConsumers(context.Background(), &cfg, fakeCluster(map[string][]string{"user-rpc": {"user-rpc"}}))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "juwan-jwt-secret:consumers[1].deployment: Deployment juwan/envoy-gateway not found")
+	assert.Contains(t, err.Error(), "set optional: true")
+}
+
+func TestCheckConsumersSkipsOptional(t *testing.T) {
+	cfg, _, err := parse(t, "dev", map[string]string{"consumers": `[
+		{"deployment":"user-rpc","container":"user-rpc","env":{"current":"K"}},
+		{"deployment":"billing","container":"app","env":{"current":"K"},"optional":true}]`})
+	require.NoError(t, err)
+	warnings, err := jwtstack.CheckConsumers(context.Background(), &cfg, fakeCluster(backend))
+	require.NoError(t, err)
+	require.Len(t, warnings, 1)
+	assert.Contains(t, warnings[0], "Deployment juwan/billing not found; skipping the optional consumer")
+	require.Len(t, cfg.Consumers, 1)
+	assert.Equal(t, "user-rpc", cfg.Consumers[0].Deployment)
+}
+
+func TestCheckConsumersAllOptionalMissing(t *testing.T) {
+	cfg, _, err := parse(t, "dev", map[string]string{"consumers": `[{"deployment":"billing","container":"app","env":{"current":"K"},"optional":true}]`})
+	require.NoError(t, err)
+	_, err = jwtstack.CheckConsumers(context.Background(), &cfg, fakeCluster(backend))
+	assert.ErrorContains(t, err, "every consumer Deployment is missing")
+}
+
+func TestCheckConsumersMissingContainer(t *testing.T) {
+	cfg, _, err := parse(t, "dev", map[string]string{"consumers": `[{"deployment":"user-rpc","container":"api","env":{"current":"K"}}]`})
+	require.NoError(t, err)
+	_, err = jwtstack.CheckConsumers(context.Background(), &cfg, fakeCluster(backend))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `Deployment juwan/user-rpc has no container "api"; fix: use one of its containers: user-rpc, metrics`)
+}
+
+func TestCheckConsumersPassesOtherErrors(t *testing.T) {
+	cfg, _, err := parse(t, "dev", nil)
+	require.NoError(t, err)
+	unreachable := errors.New("dial tcp 127.0.0.1:1: connect: connection refused")
+	_, err = jwtstack.CheckConsumers(context.Background(), &cfg, func(context.Context, string, string) (*appsv1.Deployment, error) {
+		return nil, unreachable
+	})
+	assert.ErrorIs(t, err, unreachable)
+	assert.Contains(t, err.Error(), "unable to read Deployment juwan/user-rpc")
+}
+
+func TestProgramMissingDeploymentRegistersNothing(t *testing.T) {
+	program := jwtstack.NewProgram(jwtstack.Options{Now: func() time.Time { return today }, GetDeployment: fakeCluster(map[string][]string{})})
+	engine, err := mocks.Run(t, jwtstack.Project, "dev", nil, nil, program)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "Deployment juwan/user-rpc not found")
+	assert.Empty(t, engine.Names())
+}
+
+func TestProgramRegistersWithBackend(t *testing.T) {
+	program := jwtstack.NewProgram(jwtstack.Options{Now: func() time.Time { return today }, GetDeployment: fakeCluster(backend)})
+	engine, err := mocks.Run(t, jwtstack.Project, "dev", nil, nil, program)
+	require.NoError(t, err)
+	assert.Contains(t, engine.Names(), "consumer-envoy-gateway-patch")
+}
