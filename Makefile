@@ -4,8 +4,9 @@ STACK ?= local
 
 .PHONY: up preview destroy outputs recover tools cluster cluster-stop test unit-test e2e-test
 
-## up: build the tools, start the local control plane, and `up` the local stack
-up: tools cluster
+## up: build the tools, start the local control plane (local stack only), and `up` the stack
+up: tools
+	@if [ "$(STACK)" = local ]; then go run ./cmd/localcluster start; fi
 	go run ./cmd/jwtctl --stack $(STACK) up
 
 preview: tools
@@ -34,8 +35,9 @@ test: tools unit-test e2e-test
 
 unit-test:
 	go vet ./...
-	go test ./components/... ./jwtstack/... ./internal/...
+	go test . ./components/... ./jwtstack/... ./internal/mocks/... ./internal/driver/...
 	cd tools/random-standin && go vet ./... && go test ./...
+	cd policy && go vet ./... && go test ./...
 
-e2e-test:
-	go test -count=1 -timeout 40m -v ./tests/...
+e2e-test: tools
+	go test -count=1 -timeout 40m ./internal/controlplane/... ./tests/...

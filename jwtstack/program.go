@@ -54,6 +54,17 @@ func NewProgram(opts Options) pulumi.RunFunc {
 			return err
 		}
 
+		// A rotation moves the generation by exactly one step.
+		deployed, ok, err := DeployedGeneration(ctx)
+		if err != nil {
+			return err
+		}
+		if ok {
+			if err := CheckGenerationStep(deployed, cfg.KeyGeneration); err != nil {
+				return err
+			}
+		}
+
 		// Mocks have no cluster to read.
 		if !ctx.RunningWithMocks() || opts.GetDeployment != nil {
 			get := opts.GetDeployment

@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sort"
+	"strings"
 	"syscall"
 
 	"github.com/juwan/jwt-secret/internal/driver"
@@ -27,6 +28,8 @@ Commands:
   destroy   remove the stack's resources and take back its Deployment fields
   outputs   print the stack outputs
   recover   clear the lock and pending operations a killed run left behind
+  migrate   before the first up on a cluster whose Secret was applied by hand:
+            keep its key as the previous key and drop kubectl's plaintext copy
 
 Flags:
 `
@@ -114,6 +117,21 @@ func run(ctx context.Context, command, stack, kubeconfig string, local bool) err
 		return nil
 	case "recover":
 		return d.Recover(ctx)
+	case "migrate":
+		migration, err := d.Migrate(ctx)
+		if err != nil {
+			return err
+		}
+		if !migration.Found {
+			fmt.Println("no Secret to take over: up creates everything")
+			return nil
+		}
+		fmt.Println("stored the live key as juwan-jwt-secret:legacyKey (a secret); it stays accepted as the previous key until the next rotation")
+		if migration.RemovedLastApplied {
+			fmt.Println("removed the last-applied-configuration annotation, which held a copy of the key")
+		}
+		fmt.Printf("the next up adopts: %s\n", strings.Join(migration.Adopted, ", "))
+		return nil
 	default:
 		return errors.New("unknown command " + command + "; run jwtctl -h for the list")
 	}

@@ -32,6 +32,10 @@ type Resource struct {
 type Engine struct {
 	mu        sync.Mutex
 	resources map[string]Resource
+
+	// StackOutputs are the outputs a StackReference reads, as the last
+	// deployment of a stack left them. Empty means never deployed.
+	StackOutputs map[string]any
 }
 
 var _ pulumi.MockResourceMonitor = &Engine{}
@@ -54,6 +58,12 @@ func (e *Engine) NewResource(args pulumi.MockResourceArgs) (string, resource.Pro
 		key := PasswordFor(args.Name, args.Inputs)
 		outputs["result"] = resource.MakeSecret(resource.NewStringProperty(key))
 		outputs["bcryptHash"] = resource.MakeSecret(resource.NewStringProperty("$2a$10$" + key[:22]))
+	case "pulumi:pulumi:StackReference":
+		// The engine answers a StackReference with the referenced stack's
+		// outputs and the names of the secret ones.
+		outputs["outputs"] = resource.NewObjectProperty(resource.NewPropertyMapFromMap(e.StackOutputs))
+		outputs["secretOutputNames"] = resource.NewArrayProperty(nil)
+		id = args.Inputs["name"].StringValue()
 	case "kubernetes:core/v1:Secret":
 		// The API server stores stringData as base64 data.
 		if stringData, ok := args.Inputs["stringData"]; ok {

@@ -51,6 +51,12 @@ func Capture(output pulumi.Output) *Captured {
 // the stack config (full keys) and secretKeys as the keys set with --secret.
 func Run(t *testing.T, project, stack string, config map[string]string, secretKeys []string, program pulumi.RunFunc) (*Engine, error) {
 	t.Helper()
+	return RunOn(t, New(), project, stack, config, secretKeys, program)
+}
+
+// RunOn is Run on a given engine, for example one with StackOutputs set.
+func RunOn(t *testing.T, engine *Engine, project, stack string, config map[string]string, secretKeys []string, program pulumi.RunFunc) (*Engine, error) {
+	t.Helper()
 	encodedConfig, err := json.Marshal(config)
 	if err != nil {
 		t.Fatalf("unable to encode config: %v", err)
@@ -62,7 +68,6 @@ func Run(t *testing.T, project, stack string, config map[string]string, secretKe
 	t.Setenv(pulumi.EnvConfig, string(encodedConfig))
 	t.Setenv(pulumi.EnvConfigSecretKeys, string(encodedSecretKeys))
 
-	engine := New()
 	err = pulumi.RunErr(program, pulumi.WithMocks(project, stack, engine))
 	return engine, err
 }

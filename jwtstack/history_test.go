@@ -1,0 +1,64 @@
+package jwtstack_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/juwan/jwt-secret/internal/mocks"
+	"github.com/juwan/jwt-secret/jwtstack"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestCheckGenerationStep(t *testing.T) {
+	assert.NoError(t, jwtstack.CheckGenerationStep(3, 3), "no change")
+	assert.NoError(t, jwtstack.CheckGenerationStep(3, 4), "one rotation")
+
+	err := jwtstack.CheckGenerationStep(3, 2)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `juwan-jwt-secret:keyGeneration: invalid value "2": the last deployment is at generation 3, and going back`)
+	assert.Contains(t, err.Error(), "fix: pulumi config set juwan-jwt-secret:keyGeneration 4")
+
+	err = jwtstack.CheckGenerationStep(3, 5)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `invalid value "5"`)
+	assert.Contains(t, err.Error(), "a jump of more than one replaces both keys")
+	assert.Contains(t, err.Error(), "fix: pulumi config set juwan-jwt-secret:keyGeneration 4")
+}
+
+func runWithDeployed(t *testing.T, deployed any, configured string) (*mocks.Engine, error) {
+	t.Helper()
+	engine := mocks.New()
+	if deployed != nil {
+		engine.StackOutputs = map[string]any{"keyGeneration": deployed, "secretName": "jwt-secret"}
+	}
+	program := jwtstack.NewProgram(jwtstack.Options{Now: func() time.Time { return today }, GetDeployment: fakeCluster(backend)})
+	return mocks.RunOn(t, engine, jwtstack.Project, "dev", map[string]string{jwtstack.FullKey("keyGeneration"): configured}, nil, program)
+}
+
+func TestProgramRejectsGenerationJump(t *testing.T) {
+	engine, err := runWithDeployed(t, 3, "5")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "a jump of more than one")
+	assert.Equal(t, []string{"deployed-state"}, engine.Names())
+}
+
+func TestProgramRejectsGenerationGoingBack(t *testing.T) {
+	engine, err := runWithDeployed(t, 3, "2")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "going back replaces the key")
+	assert.Equal(t, []string{"deployed-state"}, engine.Names())
+}
+
+func TestProgramAcceptsNextGeneration(t *testing.T) {
+	for _, configured := range []string{"3", "4"} {
+		engine, err := runWithDeployed(t, 3, configured)
+		require.NoError(t, err, configured)
+		assert.Contains(t, engine.Names(), "jwt-key-secret")
+	}
+}
+
+func TestProgramFirstDeployAcceptsAnyGeneration(t *testing.T) {
+	_, err := runWithDeployed(t, nil, "7")
+	require.NoError(t, err)
+}
