@@ -398,3 +398,44 @@ func TestSigningKeyRejectsGenerationZero(t *testing.T) {
 	})
 	assert.ErrorContains(t, err, "generation 0 is below 1")
 }
+
+func TestKeyConsumerOwnsDeprecatedServiceAccount(t *testing.T) {
+	engine := runComponents(t, func(ctx *pulumi.Context) error { return newUserRPCConsumer(ctx, 1) })
+	patch, _ := engine.Resource("consumer-user-rpc-patch")
+	assert.Equal(t, "user-rpc", plain(field(t, patch.Inputs, "spec.template.spec.serviceAccount")),
+		"the patch must own the field the API server copies serviceAccountName into")
+}
+
+func TestKeyConsumerIgnoresListDiffsOfDeployedBinding(t *testing.T) {
+	args := func(deployed string) *components.KeyConsumerArgs {
+		return &components.KeyConsumerArgs{
+			Namespace: "juwan", SecretName: "jwt-secret", Deployment: "user-rpc", Container: "user-rpc", ServiceAccount: "user-rpc",
+			Env: &components.EnvBinding{CurrentKeyVar: "JWT_SECRET_KEY"}, Generation: 2, DeployedBinding: deployed,
+		}
+	}
+	digest := components.BindingDigest(args(""))
+	assert.Regexp(t, `^[0-9a-f]{16}$`, digest)
+
+	cases := map[string]struct {
+		deployed string
+		ignored  []string
+	}{
+		"first deployment": {deployed: "", ignored: nil},
+		"same binding":     {deployed: digest, ignored: []string{"spec.template.spec.containers", "spec.template.spec.volumes"}},
+		"changed binding":  {deployed: "0123456789abcdef", ignored: nil},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			engine := runComponents(t, func(ctx *pulumi.Context) error {
+				_, err := components.NewKeyConsumer(ctx, "consumer-user-rpc", args(c.deployed))
+				return err
+			})
+			patch, _ := engine.Resource("consumer-user-rpc-patch")
+			assert.Equal(t, c.ignored, patch.IgnoreChanges)
+		})
+	}
+
+	renamed := args("")
+	renamed.Env.CurrentKeyVar = "SIGNING_KEY"
+	assert.NotEqual(t, digest, components.BindingDigest(renamed), "a renamed env var is a new binding")
+}

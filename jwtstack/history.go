@@ -15,28 +15,50 @@ const deployedStateName = "deployed-state"
 // stackReferenceTimeout bounds the read of the last deployment's outputs.
 const stackReferenceTimeout = 2 * time.Minute
 
-// DeployedGeneration returns the key generation of the stack's last
-// deployment, read from its own outputs through a StackReference, and
-// false if the stack has not been deployed yet.
-func DeployedGeneration(ctx *pulumi.Context) (int, bool, error) {
+// Deployed is what the stack's last deployment recorded in its outputs.
+type Deployed struct {
+	// Exists is false if the stack has not been deployed yet.
+	Exists     bool
+	Generation int
+	// Bindings maps a consumer Deployment to its patch's BindingDigest.
+	Bindings map[string]string
+}
+
+// ReadDeployed reads the stack's last deployment from its own outputs
+// through a StackReference.
+func ReadDeployed(ctx *pulumi.Context) (Deployed, error) {
 	name := fmt.Sprintf("%s/%s/%s", ctx.Organization(), ctx.Project(), ctx.Stack())
 	reference, err := pulumi.NewStackReference(ctx, deployedStateName, &pulumi.StackReferenceArgs{Name: pulumi.String(name)})
 	if err != nil {
-		return 0, false, fmt.Errorf("unable to read the last deployment of stack %s: %w", name, err)
+		return Deployed{}, fmt.Errorf("unable to read the last deployment of stack %s: %w", name, err)
 	}
 
-	values := make(chan any, 1)
-	reference.GetOutput(pulumi.String("keyGeneration")).ApplyT(func(v any) any {
+	values := make(chan []any, 1)
+	pulumi.All(reference.GetOutput(pulumi.String("keyGeneration")), reference.GetOutput(pulumi.String("consumerBindings"))).ApplyT(func(v []any) any {
 		values <- v
 		return v
 	})
-	var value any
+	var outputs []any
 	select {
-	case value = <-values:
+	case outputs = <-values:
 	case <-time.After(stackReferenceTimeout):
-		return 0, false, fmt.Errorf("unable to read the last deployment of stack %s: timed out after %s", name, stackReferenceTimeout)
+		return Deployed{}, fmt.Errorf("unable to read the last deployment of stack %s: timed out after %s", name, stackReferenceTimeout)
 	}
 
+	generation, exists, err := parseGeneration(name, outputs[0])
+	if err != nil || !exists {
+		return Deployed{}, err
+	}
+	deployed := Deployed{Exists: true, Generation: generation, Bindings: map[string]string{}}
+	if bindings, ok := outputs[1].(map[string]any); ok {
+		for deployment, digest := range bindings {
+			deployed.Bindings[deployment] = fmt.Sprint(digest)
+		}
+	}
+	return deployed, nil
+}
+
+func parseGeneration(name string, value any) (int, bool, error) {
 	switch v := value.(type) {
 	case nil:
 		return 0, false, nil

@@ -55,12 +55,12 @@ func NewProgram(opts Options) pulumi.RunFunc {
 		}
 
 		// A rotation moves the generation by exactly one step.
-		deployed, ok, err := DeployedGeneration(ctx)
+		deployed, err := ReadDeployed(ctx)
 		if err != nil {
 			return err
 		}
-		if ok {
-			if err := CheckGenerationStep(deployed, cfg.KeyGeneration); err != nil {
+		if deployed.Exists {
+			if err := CheckGenerationStep(deployed.Generation, cfg.KeyGeneration); err != nil {
 				return err
 			}
 		}
@@ -83,7 +83,7 @@ func NewProgram(opts Options) pulumi.RunFunc {
 			}
 		}
 
-		stack, err := NewStack(ctx, cfg)
+		stack, err := NewStack(ctx, cfg, deployed)
 		if err != nil {
 			return err
 		}
@@ -136,8 +136,9 @@ type Stack struct {
 	Outputs pulumi.Map
 }
 
-// NewStack registers every resource of a validated config.
-func NewStack(ctx *pulumi.Context, cfg Config) (*Stack, error) {
+// NewStack registers every resource of a validated config. deployed is
+// the stack's last deployment, or the zero value.
+func NewStack(ctx *pulumi.Context, cfg Config, deployed Deployed) (*Stack, error) {
 	// Own the provider settings, so that every stack updates Secret data in
 	// place and keeps the Secret's UID, whatever its stack file says.
 	providerArgs := &kubernetes.ProviderArgs{
@@ -195,6 +196,7 @@ func NewStack(ctx *pulumi.Context, cfg Config) (*Stack, error) {
 	// The Deployments that read it. They start after the Secret and the
 	// RoleBindings exist, so new pods find both.
 	patched := pulumi.StringArray{}
+	bindings := pulumi.StringMap{}
 	for _, consumer := range cfg.Consumers {
 		args := &components.KeyConsumerArgs{
 			Namespace:      cfg.Namespace,
@@ -211,12 +213,14 @@ func NewStack(ctx *pulumi.Context, cfg Config) (*Stack, error) {
 		if consumer.Mount != nil {
 			args.File = &components.FileBinding{MountPath: consumer.Mount.Path, Mode: consumer.Mount.FileMode, VolumeName: consumer.Mount.Volume}
 		}
+		args.DeployedBinding = deployed.Bindings[consumer.Deployment]
 		keyConsumer, err := components.NewKeyConsumer(ctx, consumerNamer+consumer.Deployment, args, providers)
 		if err != nil {
 			return nil, err
 		}
 		stack.Consumers = append(stack.Consumers, keyConsumer)
 		patched = append(patched, pulumi.String(cfg.Namespace+"/"+consumer.Deployment))
+		bindings[consumer.Deployment] = keyConsumer.Binding
 	}
 
 	stack.Outputs = pulumi.Map{
@@ -230,6 +234,8 @@ func NewStack(ctx *pulumi.Context, cfg Config) (*Stack, error) {
 		"readers":            access.Readers,
 		"patchedDeployments": patched,
 		"fieldManager":       pulumi.String(components.FieldManager),
+		// Digests of each patch's lists, read back by the next run.
+		"consumerBindings": bindings,
 	}
 	return stack, nil
 }

@@ -38,7 +38,7 @@ func runStack(t *testing.T, stackName string, values map[string]string, secretKe
 		if err != nil {
 			return err
 		}
-		stack, err := jwtstack.NewStack(ctx, cfg)
+		stack, err := jwtstack.NewStack(ctx, cfg, jwtstack.Deployed{})
 		if err != nil {
 			return err
 		}
@@ -134,6 +134,13 @@ func TestStackOutputsHoldNoKeyMaterial(t *testing.T) {
 	encoded, err := json.Marshal(values)
 	require.NoError(t, err)
 	assert.NotContains(t, string(encoded), key)
+
+	bindings := values["consumerBindings"].(map[string]string)
+	assert.Len(t, bindings, 2)
+	for deployment, digest := range bindings {
+		assert.Regexp(t, `^[0-9a-f]{16}$`, digest, deployment)
+	}
+	delete(values, "consumerBindings")
 	assert.Equal(t, map[string]any{
 		"namespace":          "juwan",
 		"secretName":         "jwt-secret",

@@ -74,7 +74,16 @@ func Open(ctx context.Context, opts Options) (*Driver, error) {
 	}
 	opts.ToolsDir = withDefault(opts.ToolsDir, filepath.Join(opts.RepoRoot, ".tools"))
 	opts.StateDir = withDefault(opts.StateDir, filepath.Join(opts.RepoRoot, ".state"))
-	opts.WorkDir = withDefault(opts.WorkDir, opts.RepoRoot)
+	if opts.WorkDir == "" {
+		opts.WorkDir = opts.RepoRoot
+		if opts.Stack == LocalStack {
+			workDir, err := localWorkDir(opts.RepoRoot, opts.StateDir)
+			if err != nil {
+				return nil, err
+			}
+			opts.WorkDir = workDir
+		}
+	}
 	if opts.Program == nil {
 		opts.Program = jwtstack.NewProgram(jwtstack.Options{Kubeconfig: opts.Kubeconfig})
 	}
@@ -100,6 +109,9 @@ func Open(ctx context.Context, opts Options) (*Driver, error) {
 		// Plugins come only from the pinned builds installed below; the
 		// engine must never try to download one.
 		"PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+		// The Automation API puts the CLI's folder on PATH, and the engine
+		// would prefer plugins found there to the installed ones.
+		"PULUMI_IGNORE_AMBIENT_PLUGINS": "true",
 		"PULUMI_BACKEND_URL":                          withDefault(os.Getenv("PULUMI_BACKEND_URL"), "file://"+backendDir),
 	}
 	if opts.Kubeconfig != "" {
@@ -125,6 +137,42 @@ func Open(ctx context.Context, opts Options) (*Driver, error) {
 		return nil, explain(fmt.Errorf("unable to select stack %q: %w", opts.Stack, err))
 	}
 	return &Driver{opts: opts, Stack: stack, Random: random, env: env}, nil
+}
+
+// localWorkDir returns a work directory in StateDir with the repository's
+// Pulumi.yaml and Pulumi.local.yaml. Pulumi writes the stack's encryption
+// salt into the stack file, and the local stack's salt belongs to this
+// machine's passphrase, so it stays out of the repository's copy.
+func localWorkDir(repoRoot, stateDir string) (string, error) {
+	workDir := filepath.Join(stateDir, "local-workdir")
+	if err := os.MkdirAll(workDir, 0o700); err != nil {
+		return "", fmt.Errorf("unable to create %s: %w", workDir, err)
+	}
+	project, err := os.ReadFile(filepath.Join(repoRoot, "Pulumi.yaml"))
+	if err != nil {
+		return "", fmt.Errorf("unable to read Pulumi.yaml: %w", err)
+	}
+	stackFile, err := os.ReadFile(filepath.Join(repoRoot, "Pulumi.local.yaml"))
+	if err != nil {
+		return "", fmt.Errorf("unable to read Pulumi.local.yaml: %w", err)
+	}
+
+	// Keep the salt of the previous copy.
+	copyPath := filepath.Join(workDir, "Pulumi.local.yaml")
+	if previous, err := os.ReadFile(copyPath); err == nil {
+		for _, line := range strings.Split(string(previous), "\n") {
+			if strings.HasPrefix(line, "encryptionsalt:") {
+				stackFile = append([]byte(line+"\n"), stackFile...)
+			}
+		}
+	}
+	if err := os.WriteFile(filepath.Join(workDir, "Pulumi.yaml"), project, 0o600); err != nil {
+		return "", fmt.Errorf("unable to write the local work directory: %w", err)
+	}
+	if err := os.WriteFile(copyPath, stackFile, 0o600); err != nil {
+		return "", fmt.Errorf("unable to write the local work directory: %w", err)
+	}
+	return workDir, nil
 }
 
 // passphrase sets how the stack's secrets are encrypted. A passphrase or

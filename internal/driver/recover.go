@@ -34,6 +34,26 @@ func PlainOutputs(outputs auto.OutputMap) map[string]any {
 	return plain
 }
 
+// importState replaces the stack's state with state.
+func (d *Driver) importState(ctx context.Context, state apitype.UntypedDeployment) error {
+	file, err := os.CreateTemp(d.opts.StateDir, "recovered-state-*.json")
+	if err != nil {
+		return fmt.Errorf("unable to write the repaired state: %w", err)
+	}
+	defer os.Remove(file.Name())
+	if err := json.NewEncoder(file).Encode(state); err != nil {
+		file.Close()
+		return fmt.Errorf("unable to write the repaired state: %w", err)
+	}
+	if err := file.Close(); err != nil {
+		return fmt.Errorf("unable to write the repaired state: %w", err)
+	}
+	if _, err := d.CLI(ctx, "stack", "import", "--file", file.Name()); err != nil {
+		return fmt.Errorf("unable to import the repaired state of stack %q: %w", d.opts.Stack, err)
+	}
+	return nil
+}
+
 // Recovery is what Recover found and did.
 type Recovery struct {
 	RemovedLocks      []string
@@ -77,10 +97,15 @@ func (d *Driver) recover(ctx context.Context) (*Recovery, error) {
 		return nil, fmt.Errorf("unable to recover stack %q: its backend %s is not a file backend; run `pulumi cancel` for that backend instead", d.opts.Stack, backend)
 	}
 
-	// Drop pending operations, which block every later run.
-	state, err := d.Stack.Export(ctx)
+	// Drop pending operations, which block every later run. The state is
+	// exported without --show-secrets, so secrets stay encrypted on disk.
+	exported, err := d.CLI(ctx, "stack", "export")
 	if err != nil {
-		return nil, explain(fmt.Errorf("unable to export stack %q: %w", d.opts.Stack, err))
+		return nil, fmt.Errorf("unable to export stack %q: %w", d.opts.Stack, err)
+	}
+	var state apitype.UntypedDeployment
+	if err := json.Unmarshal([]byte(exported), &state); err != nil {
+		return nil, fmt.Errorf("unable to read the state of stack %q: %w", d.opts.Stack, err)
 	}
 	var deployment map[string]json.RawMessage
 	if err := json.Unmarshal(state.Deployment, &deployment); err != nil {
@@ -95,12 +120,11 @@ func (d *Driver) recover(ctx context.Context) (*Recovery, error) {
 			recovery.PendingOperations = append(recovery.PendingOperations, fmt.Sprintf("%s %s", operation.Type, operation.Resource.URN.Name()))
 		}
 		delete(deployment, "pending_operations")
-		state.Deployment, err = json.Marshal(deployment)
-		if err != nil {
+		if state.Deployment, err = json.Marshal(deployment); err != nil {
 			return nil, fmt.Errorf("unable to write the state of stack %q: %w", d.opts.Stack, err)
 		}
-		if err := d.Stack.Import(ctx, state); err != nil {
-			return nil, explain(fmt.Errorf("unable to import the repaired state of stack %q: %w", d.opts.Stack, err))
+		if err := d.importState(ctx, state); err != nil {
+			return nil, err
 		}
 	}
 

@@ -24,6 +24,8 @@ type Resource struct {
 	Provider  string
 	Protect   bool
 	DependsOn []string
+	// IgnoreChanges are the property paths of the ignoreChanges option.
+	IgnoreChanges []string
 	Inputs    resource.PropertyMap
 	Outputs   resource.PropertyMap
 }
@@ -87,6 +89,7 @@ func (e *Engine) NewResource(args pulumi.MockResourceArgs) (string, resource.Pro
 		registered.Provider = rpc.GetProvider()
 		registered.Protect = rpc.GetProtect()
 		registered.DependsOn = rpc.GetDependencies()
+		registered.IgnoreChanges = rpc.GetIgnoreChanges()
 	}
 
 	e.mu.Lock()
