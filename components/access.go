@@ -61,12 +61,14 @@ func NewKeyAccess(ctx *pulumi.Context, name string, args *KeyAccessArgs, opts ..
 	serviceAccounts = slices.Compact(serviceAccounts)
 
 	// Allow exactly one verb on exactly one Secret. Without resourceNames
-	// the rule would grant every Secret in the namespace, and `list` or
-	// `watch` would return Secret data even with resourceNames set.
+	// the rule would grant every Secret in the namespace. `list` and
+	// `watch` are left out because, with resourceNames, they only allow a
+	// request selecting this one name, which adds nothing to `get`.
 	role, err := rbacv1.NewRole(ctx, name+"-role", &rbacv1.RoleArgs{
 		Metadata: &metav1.ObjectMetaArgs{
-			Name:      pulumi.String(args.RoleName),
-			Namespace: pulumi.String(args.Namespace),
+			Name:        pulumi.String(args.RoleName),
+			Namespace:   pulumi.String(args.Namespace),
+			Annotations: ownedAnnotations(),
 		},
 		Rules: rbacv1.PolicyRuleArray{
 			&rbacv1.PolicyRuleArgs{
@@ -87,8 +89,9 @@ func NewKeyAccess(ctx *pulumi.Context, name string, args *KeyAccessArgs, opts ..
 		// Create the ServiceAccount that the consumer's pods run as.
 		serviceAccount, err := corev1.NewServiceAccount(ctx, fmt.Sprintf("%s-sa-%s", name, serviceAccountName), &corev1.ServiceAccountArgs{
 			Metadata: &metav1.ObjectMetaArgs{
-				Name:      pulumi.String(serviceAccountName),
-				Namespace: pulumi.String(args.Namespace),
+				Name:        pulumi.String(serviceAccountName),
+				Namespace:   pulumi.String(args.Namespace),
+				Annotations: ownedAnnotations(),
 			},
 		}, pulumi.Parent(access))
 		if err != nil {
@@ -100,8 +103,9 @@ func NewKeyAccess(ctx *pulumi.Context, name string, args *KeyAccessArgs, opts ..
 		bindingName := fmt.Sprintf("%s-%s", args.RoleName, serviceAccountName)
 		binding, err := rbacv1.NewRoleBinding(ctx, fmt.Sprintf("%s-binding-%s", name, serviceAccountName), &rbacv1.RoleBindingArgs{
 			Metadata: &metav1.ObjectMetaArgs{
-				Name:      pulumi.String(bindingName),
-				Namespace: pulumi.String(args.Namespace),
+				Name:        pulumi.String(bindingName),
+				Namespace:   pulumi.String(args.Namespace),
+				Annotations: ownedAnnotations(),
 			},
 			RoleRef: &rbacv1.RoleRefArgs{
 				ApiGroup: pulumi.String("rbac.authorization.k8s.io"),

@@ -71,6 +71,7 @@ func TestKeyAccessRoleRule(t *testing.T) {
 	role, ok := engine.Resource("jwt-access-role")
 	require.True(t, ok)
 	assert.Equal(t, "kubernetes:rbac.authorization.k8s.io/v1:Role", role.Type)
+	assert.Equal(t, map[string]any{"pulumi.com/patchForce": "true"}, plain(field(t, role.Inputs, "metadata.annotations")))
 	assert.Equal(t, "jwt-secret-reader", plain(field(t, role.Inputs, "metadata.name")))
 	assert.Equal(t, "juwan", plain(field(t, role.Inputs, "metadata.namespace")))
 	assert.Equal(t, []any{map[string]any{
@@ -319,7 +320,8 @@ func TestSigningKeySecretData(t *testing.T) {
 	assert.Equal(t, "jwt-secret", plain(field(t, secret.Inputs, "metadata.name")))
 	assert.Equal(t, "juwan", plain(field(t, secret.Inputs, "metadata.namespace")))
 	assert.Equal(t, "Opaque", plain(secret.Inputs["type"]))
-	assert.NotContains(t, plain(secret.Inputs["metadata"]), "annotations")
+	assert.Equal(t, map[string]any{"pulumi.com/patchForce": "true"}, plain(field(t, secret.Inputs, "metadata.annotations")),
+		"the only annotation takes over a hand-applied Secret; none carries key material")
 
 	// The SDK sends a map whose values are secrets as one secret map.
 	stringData := secret.Inputs["stringData"]
@@ -438,4 +440,23 @@ func TestKeyConsumerIgnoresListDiffsOfDeployedBinding(t *testing.T) {
 	renamed := args("")
 	renamed.Env.CurrentKeyVar = "SIGNING_KEY"
 	assert.NotEqual(t, digest, components.BindingDigest(renamed), "a renamed env var is a new binding")
+}
+
+func TestKeyConsumerForceConflictsIsOptIn(t *testing.T) {
+	for _, force := range []bool{false, true} {
+		engine := runComponents(t, func(ctx *pulumi.Context) error {
+			_, err := components.NewKeyConsumer(ctx, "consumer-user-rpc", &components.KeyConsumerArgs{
+				Namespace: "juwan", SecretName: "jwt-secret", Deployment: "user-rpc", Container: "user-rpc", ServiceAccount: "user-rpc",
+				Env: &components.EnvBinding{CurrentKeyVar: "JWT_SECRET_KEY"}, Generation: 1, ForceConflicts: force,
+			})
+			return err
+		})
+		patch, _ := engine.Resource("consumer-user-rpc-patch")
+		annotations := plain(field(t, patch.Inputs, "metadata.annotations")).(map[string]any)
+		if force {
+			assert.Equal(t, "true", annotations["pulumi.com/patchForce"])
+		} else {
+			assert.NotContains(t, annotations, "pulumi.com/patchForce", "no silent force by default")
+		}
+	}
 }

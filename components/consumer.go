@@ -27,6 +27,10 @@ const GenerationAnnotation = "jwt.juwan.io/key-generation"
 // manager to apply a patch with. Without it each patch gets a random one.
 const patchFieldManagerAnnotation = "pulumi.com/patchFieldManager"
 
+// patchForceAnnotation makes the provider take over fields that another
+// field manager owns instead of failing with a conflict.
+const patchForceAnnotation = "pulumi.com/patchForce"
+
 // EnvBinding passes the keys to a container as environment variables.
 type EnvBinding struct {
 	// CurrentKeyVar receives the current key.
@@ -64,6 +68,10 @@ type KeyConsumerArgs struct {
 	DependsOn []pulumi.Resource
 	// DeployedBinding is the BindingDigest of the last deployment, or "".
 	DeployedBinding string
+	// ForceConflicts takes over fields another field manager set, such as
+	// a serviceAccountName from `kubectl edit`. Off, a conflict fails the
+	// patch and names the field and the manager.
+	ForceConflicts bool
 }
 
 // BindingDigest returns a digest of the parts of the patch that live in
@@ -150,13 +158,15 @@ func NewKeyConsumer(ctx *pulumi.Context, name string, args *KeyConsumerArgs, opt
 	}
 
 	// Apply the patch with the project's field manager.
+	annotations := pulumi.StringMap{patchFieldManagerAnnotation: pulumi.String(FieldManager)}
+	if args.ForceConflicts {
+		annotations[patchForceAnnotation] = pulumi.String("true")
+	}
 	patch, err := appsv1.NewDeploymentPatch(ctx, name+"-patch", &appsv1.DeploymentPatchArgs{
 		Metadata: &metav1.ObjectMetaPatchArgs{
-			Name:      pulumi.String(args.Deployment),
-			Namespace: pulumi.String(args.Namespace),
-			Annotations: pulumi.StringMap{
-				patchFieldManagerAnnotation: pulumi.String(FieldManager),
-			},
+			Name:        pulumi.String(args.Deployment),
+			Namespace:   pulumi.String(args.Namespace),
+			Annotations: annotations,
 		},
 		Spec: &appsv1.DeploymentSpecPatchArgs{
 			Template: &corev1.PodTemplateSpecPatchArgs{

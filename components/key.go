@@ -123,8 +123,9 @@ func NewSigningKey(ctx *pulumi.Context, name string, args *SigningKeyArgs, opts 
 	// place, so the Secret keeps its UID across rotations.
 	secret, err := corev1.NewSecret(ctx, name+"-secret", &corev1.SecretArgs{
 		Metadata: &metav1.ObjectMetaArgs{
-			Name:      pulumi.String(args.SecretName),
-			Namespace: pulumi.String(args.Namespace),
+			Name:        pulumi.String(args.SecretName),
+			Namespace:   pulumi.String(args.Namespace),
+			Annotations: ownedAnnotations(),
 			Labels: pulumi.StringMap{
 				"app.kubernetes.io/managed-by": pulumi.String("pulumi"),
 				"app.kubernetes.io/part-of":    pulumi.String("juwan"),

@@ -83,6 +83,9 @@ type Consumer struct {
 	// Optional consumers are skipped, with a warning, while their
 	// Deployment does not exist.
 	Optional bool `json:"optional,omitempty"`
+	// ForceConflicts takes over the patched fields from any other field
+	// manager instead of failing on a conflict.
+	ForceConflicts bool `json:"forceConflicts,omitempty"`
 }
 
 // EnvConsumer names the env vars that receive the keys.
@@ -308,7 +311,7 @@ func decodeConsumer(item json.RawMessage) (Consumer, error) {
 			return consumer, fmt.Errorf("%s must be a %s, not a %s", typeErr.Field, jsonTypeName(typeErr.Type.String()), typeErr.Value)
 		}
 		if strings.HasPrefix(err.Error(), "json: unknown field") {
-			return consumer, fmt.Errorf("%s; known fields are deployment, container, serviceAccount, optional, env (current, previous) and mount (path, mode, volume)",
+			return consumer, fmt.Errorf("%s; known fields are deployment, container, serviceAccount, optional, forceConflicts, env (current, previous) and mount (path, mode, volume)",
 				strings.TrimPrefix(err.Error(), "json: "))
 		}
 		return consumer, fmt.Errorf("must be an object: %s", strings.TrimPrefix(err.Error(), "json: "))

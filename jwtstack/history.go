@@ -3,7 +3,6 @@ package jwtstack
 import (
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
@@ -11,9 +10,6 @@ import (
 // deployedStateName is the logical name of the stack's reference to its
 // own last deployment.
 const deployedStateName = "deployed-state"
-
-// stackReferenceTimeout bounds the read of the last deployment's outputs.
-const stackReferenceTimeout = 2 * time.Minute
 
 // Deployed is what the stack's last deployment recorded in its outputs.
 type Deployed struct {
@@ -33,17 +29,18 @@ func ReadDeployed(ctx *pulumi.Context) (Deployed, error) {
 		return Deployed{}, fmt.Errorf("unable to read the last deployment of stack %s: %w", name, err)
 	}
 
-	values := make(chan []any, 1)
-	pulumi.All(reference.GetOutput(pulumi.String("keyGeneration")), reference.GetOutput(pulumi.String("consumerBindings"))).ApplyT(func(v []any) any {
-		values <- v
-		return v
-	})
-	var outputs []any
-	select {
-	case outputs = <-values:
-	case <-time.After(stackReferenceTimeout):
-		return Deployed{}, fmt.Errorf("unable to read the last deployment of stack %s: timed out after %s", name, stackReferenceTimeout)
+	// GetOutputDetails waits for the read. Its value is nil when the stack
+	// has no such output, and also when the output is unknown, as in a
+	// preview of a stack that has never been deployed.
+	generationOutput, err := reference.GetOutputDetails("keyGeneration")
+	if err != nil {
+		return Deployed{}, fmt.Errorf("unable to read the last deployment of stack %s: %w", name, err)
 	}
+	bindingsOutput, err := reference.GetOutputDetails("consumerBindings")
+	if err != nil {
+		return Deployed{}, fmt.Errorf("unable to read the last deployment of stack %s: %w", name, err)
+	}
+	outputs := []any{generationOutput.Value, bindingsOutput.Value}
 
 	generation, exists, err := parseGeneration(name, outputs[0])
 	if err != nil || !exists {

@@ -31,6 +31,10 @@ type Options struct {
 	Kubeconfig string
 	// GetDeployment replaces the cluster lookup of consumer Deployments.
 	GetDeployment DeploymentGetter
+	// ProjectDir is the folder with Pulumi.yaml and the stack files, whose
+	// keys are checked. Empty means the project root the CLI reports, which
+	// an Automation API inline program does not have.
+	ProjectDir string
 }
 
 // Program is the stack program: main.go passes it to pulumi.Run.
@@ -49,7 +53,11 @@ func NewProgram(opts Options) pulumi.RunFunc {
 		if opts.Now != nil {
 			now = opts.Now
 		}
-		cfg, err := loadConfig(ctx, now())
+		projectDir := opts.ProjectDir
+		if projectDir == "" {
+			projectDir = ctx.RootDirectory()
+		}
+		cfg, err := loadConfig(ctx, now(), projectDir)
 		if err != nil {
 			return err
 		}
@@ -95,13 +103,13 @@ func NewProgram(opts Options) pulumi.RunFunc {
 }
 
 // loadConfig parses the config and checks the stack file for unknown keys.
-func loadConfig(ctx *pulumi.Context, now time.Time) (Config, error) {
+func loadConfig(ctx *pulumi.Context, now time.Time, projectDir string) (Config, error) {
 	cfg, warnings, err := ParseConfig(ctx, ctx.Stack(), now)
 	if logErr := logWarnings(ctx, warnings); logErr != nil {
 		return Config{}, logErr
 	}
 
-	stackFile := filepath.Join(ctx.RootDirectory(), "Pulumi."+ctx.Stack()+".yaml")
+	stackFile := filepath.Join(projectDir, "Pulumi."+ctx.Stack()+".yaml")
 	unknownKeys, fileErr := CheckStackFileKeys(stackFile)
 	if fileErr != nil {
 		return Config{}, fileErr
@@ -206,6 +214,7 @@ func NewStack(ctx *pulumi.Context, cfg Config, deployed Deployed) (*Stack, error
 			ServiceAccount: consumer.ServiceAccount,
 			Generation:     cfg.KeyGeneration,
 			DependsOn:      []pulumi.Resource{key, access},
+			ForceConflicts: consumer.ForceConflicts,
 		}
 		if consumer.Env != nil {
 			args.Env = &components.EnvBinding{CurrentKeyVar: consumer.Env.Current, PreviousKeyVar: consumer.Env.Previous}

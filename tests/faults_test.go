@@ -4,14 +4,15 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/juwan/jwt-secret/components"
-	"github.com/juwan/jwt-secret/internal/controlplane"
 	"github.com/juwan/jwt-secret/internal/driver"
-	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/events"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optpreview"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
@@ -34,12 +35,12 @@ func secretExists(t *testing.T) bool {
 }
 
 func TestMissingConsumerDeployment(t *testing.T) {
-	require.NoError(t, controlplane.SeedBackend(runContext(t), cluster.RESTConfig))
-	w := newWorkspace(t, "Pulumi.local.yaml")
+	resetBackend(t)
+	w := newWorkspace(t)
+	consumers := `[{"deployment":"user-rpc","container":"user-rpc","env":{"current":"JWT_SECRET_KEY"}},
+	               {"deployment":"billing","container":"app","env":{"current":"JWT_SECRET_KEY"}%s}]`
+	w.writeStackFile(t, "local", "juwan-jwt-secret:consumers: "+fmt.Sprintf(consumers, ""))
 	d := w.open(t, "local", runbookNow)
-	ghost := `[{"deployment":"user-rpc","container":"user-rpc","env":{"current":"JWT_SECRET_KEY"}},
-	           {"deployment":"billing","container":"app","env":{"current":"JWT_SECRET_KEY"}}]`
-	require.NoError(t, d.Stack.SetConfigWithOptions(runContext(t), "juwan-jwt-secret:consumers", auto.ConfigValue{Value: ghost}, &auto.ConfigOptions{Path: false}))
 
 	_, err := d.Preview(runContext(t))
 	require.Error(t, err)
@@ -47,8 +48,7 @@ func TestMissingConsumerDeployment(t *testing.T) {
 	assert.Contains(t, err.Error(), "set optional: true")
 	assert.False(t, secretExists(t), "a failed preview changes nothing")
 
-	optional := strings.Replace(ghost, `"container":"app",`, `"container":"app","optional":true,`, 1)
-	require.NoError(t, d.Stack.SetConfig(runContext(t), "juwan-jwt-secret:consumers", auto.ConfigValue{Value: optional}))
+	w.writeStackFile(t, "local", "juwan-jwt-secret:consumers: "+fmt.Sprintf(consumers, `,"optional":true`))
 	_, err = d.Preview(runContext(t))
 	require.NoError(t, err)
 	assert.Contains(t, w.output.String(), "Deployment juwan/billing not found; skipping the optional consumer")
@@ -57,7 +57,7 @@ func TestMissingConsumerDeployment(t *testing.T) {
 // TestUnreachableAPIServer runs against a kubeconfig whose server is a
 // closed port on 127.0.0.1, then against the real one.
 func TestUnreachableAPIServer(t *testing.T) {
-	require.NoError(t, controlplane.SeedBackend(runContext(t), cluster.RESTConfig))
+	resetBackend(t)
 	closedPort := closedLoopbackPort(t)
 	kubeconfig, err := clientcmd.LoadFromFile(cluster.Kubeconfig)
 	require.NoError(t, err)
@@ -95,32 +95,70 @@ func closedLoopbackPort(t *testing.T) int {
 	return port
 }
 
-// upUntil runs up and kills it, as a person pressing Ctrl-C twice or a
-// CI runner timing out would, once stop reports true for an engine event.
+// upUntil runs up and kills the Pulumi CLI with SIGKILL, as a lost machine
+// or a CI runner at its time limit would, once stop reports true for an
+// engine event. The CLI gets no chance to release its lock or to finish
+// the operation in flight.
 func upUntil(t *testing.T, d *driver.Driver, stop func(events.EngineEvent) bool) error {
 	t.Helper()
-	ctx, cancel := context.WithCancel(runContext(t))
-	defer cancel()
 	stream := make(chan events.EngineEvent)
+	killed := make(chan bool, 1)
 	go func() {
+		done := false
 		for event := range stream {
-			if stop(event) {
-				cancel()
+			if !done && stop(event) {
+				done = true
+				killed <- killPulumiCLI(t)
 			}
 		}
 	}()
-	_, err := d.Up(ctx, optup.EventStreams(stream))
+	_, err := d.Up(runContext(t), optup.EventStreams(stream))
+	select {
+	case ok := <-killed:
+		require.True(t, ok, "no Pulumi CLI process to kill")
+	default:
+		require.Fail(t, "the up finished before the event to kill it at")
+	}
 	return err
 }
 
+// killPulumiCLI sends SIGKILL to the process group of every Pulumi CLI
+// that this test process started, which includes its plugins.
+func killPulumiCLI(t *testing.T) bool {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	require.NoError(t, err)
+	killed := false
+	for _, entry := range entries {
+		pid, err := strconv.Atoi(entry.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", entry.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// Fields after the command name, which is in parentheses.
+		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(fields) < 2 || fields[1] != strconv.Itoa(os.Getpid()) || !strings.Contains(string(stat), "(pulumi)") {
+			continue
+		}
+		// The Automation API starts the CLI as a process group leader.
+		if syscall.Kill(-pid, syscall.SIGKILL) == nil {
+			killed = true
+		}
+	}
+	return killed
+}
+
 func TestKilledUpRecovers(t *testing.T) {
-	require.NoError(t, controlplane.SeedBackend(runContext(t), cluster.RESTConfig))
+	resetBackend(t)
 	w := newWorkspace(t, "Pulumi.local.yaml")
 	d := w.open(t, "local", runbookNow)
 
 	t.Run("kill during the first up", func(t *testing.T) {
 		err := upUntil(t, d, func(e events.EngineEvent) bool {
-			return e.ResourcePreEvent != nil && e.ResourcePreEvent.Metadata.Type == "kubernetes:apps/v1:DeploymentPatch"
+			return e.ResourcePreEvent != nil && e.ResourcePreEvent.Metadata.Type == "kubernetes:core/v1:Secret"
 		})
 		require.Error(t, err, "the killed up must not report success")
 
@@ -138,6 +176,7 @@ func TestKilledUpRecovers(t *testing.T) {
 	})
 
 	t.Run("rotation killed half way keeps both keys", func(t *testing.T) {
+		waitRolledOut(t, "envoy-gateway")
 		before := getSecret(t)
 		oldKey := string(before.Data["secret-key"])
 		require.NoError(t, d.Stack.SetConfig(runContext(t), "juwan-jwt-secret:keyGeneration", autoValue("2")))
@@ -193,7 +232,7 @@ func assertReferencesExist(t *testing.T, name string, secret *corev1.Secret) {
 // patch by hand, as `kubectl edit` does.
 func TestFieldManagerConflict(t *testing.T) {
 	ctx := runContext(t)
-	require.NoError(t, controlplane.SeedBackend(ctx, cluster.RESTConfig))
+	resetBackend(t)
 	deployment := getDeployment(t, "user-rpc")
 	deployment.Spec.Template.Spec.ServiceAccountName = "legacy-reader"
 	_, err := cluster.clients.AppsV1().Deployments("juwan").Update(ctx, deployment, metav1.UpdateOptions{FieldManager: "kubectl-edit"})

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/juwan/jwt-secret/internal/controlplane"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -59,7 +58,7 @@ func clusterSnapshot(t *testing.T) string {
 // every one fails before anything changes, naming the key, the value and
 // the fix.
 func TestBadConfigsFailPreview(t *testing.T) {
-	require.NoError(t, controlplane.SeedBackend(runContext(t), cluster.RESTConfig))
+	resetBackend(t)
 	const ns = "juwan-jwt-secret:"
 	consumer := func(fields string) string {
 		return ns + `consumers: [{"deployment":"user-rpc","container":"user-rpc",` + fields + `}]`
@@ -91,7 +90,10 @@ func TestBadConfigsFailPreview(t *testing.T) {
 		{"mount mode above 0777", "dev", consumer(`"mount":{"path":"/etc/jwt","mode":"01000"}`), []string{`mount.mode: invalid value "01000"`, "0000 to 0777"}},
 		{"mount mode unquoted", "dev", consumer(`"mount":{"path":"/etc/jwt","mode":400}`), []string{"mount.mode must be a quoted octal string"}},
 		{"mount path relative", "dev", consumer(`"mount":{"path":"etc/jwt"}`), []string{`mount.path: invalid value "etc/jwt"`}},
-		{"container not in Deployment", "dev", consumer(`"container":"api","env":{"current":"K"}`), []string{"container"}},
+		{"container not in Deployment", "dev", ns + `consumers: [{"deployment":"user-rpc","container":"api","env":{"current":"K"}}]`,
+			[]string{`consumers[0].container: Deployment juwan/user-rpc has no container "api"`, "use one of its containers"}},
+		{"consumer Deployment missing", "dev", ns + `consumers: [{"deployment":"billing","container":"app","env":{"current":"K"}}]`,
+			[]string{"consumers[0].deployment: Deployment juwan/billing not found", "set optional: true"}},
 		{"unknown key", "dev", ns + "keyGenration: 2", []string{"juwan-jwt-secret:keyGenration: unknown config key", "rename it to juwan-jwt-secret:keyGeneration"}},
 		{"rotation day in future", "dev", ns + `keyRotatedAt: "2027-06-01"`, []string{`keyRotatedAt: invalid value "2027-06-01": is in the future`}},
 		{"prod without protection", "prod", ns + "maxKeyAgeDays: 90\n" + ns + `keyRotatedAt: "2026-12-01"`, []string{`protect: invalid value "false"`, "pulumi config set juwan-jwt-secret:protect true"}},

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/juwan/jwt-secret/internal/controlplane"
 	"github.com/juwan/jwt-secret/internal/driver"
 	"github.com/juwan/jwt-secret/jwtstack"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
@@ -18,6 +19,7 @@ import (
 	"gopkg.in/yaml.v3"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -164,9 +166,51 @@ func (w *workspace) openWith(t *testing.T, stack string, now time.Time, kubeconf
 		WorkDir:    w.dir,
 		Stack:      stack,
 		Kubeconfig: kubeconfig,
-		Program:    jwtstack.NewProgram(jwtstack.Options{Now: func() time.Time { return now }, Kubeconfig: kubeconfig}),
+		Program:    jwtstack.NewProgram(jwtstack.Options{Now: func() time.Time { return now }, Kubeconfig: kubeconfig, ProjectDir: w.dir}),
 		Progress:   io.MultiWriter(w.output, testWriter{t}),
 	})
 	require.NoError(t, err)
 	return d
+}
+
+// writeStackFile writes the stack file of stack with the given config lines.
+func (w *workspace) writeStackFile(t *testing.T, stack string, lines ...string) {
+	t.Helper()
+	content := "config:\n"
+	for _, line := range lines {
+		content += "  " + line + "\n"
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(w.dir, "Pulumi."+stack+".yaml"), []byte(content), 0o600))
+}
+
+// resetBackend deletes every object the program creates and recreates the
+// backend's Deployments from the fixture, so a test starts from the
+// cluster a first `up` meets, whatever an earlier test left behind.
+func resetBackend(t *testing.T) {
+	t.Helper()
+	ctx := runContext(t)
+	namespace := "juwan"
+	background := metav1.DeletePropagationForeground
+	remove := metav1.DeleteOptions{PropagationPolicy: &background}
+	ignoreMissing := func(err error) {
+		if err != nil && !apierrors.IsNotFound(err) {
+			require.NoError(t, err)
+		}
+	}
+	if _, err := cluster.clients.CoreV1().Namespaces().Get(ctx, namespace, metav1.GetOptions{}); err == nil {
+		ignoreMissing(cluster.clients.CoreV1().Secrets(namespace).Delete(ctx, "jwt-secret", remove))
+		ignoreMissing(cluster.clients.RbacV1().Roles(namespace).Delete(ctx, "jwt-secret-reader", remove))
+		for _, name := range []string{"user-rpc", "envoy-gateway"} {
+			ignoreMissing(cluster.clients.CoreV1().ServiceAccounts(namespace).Delete(ctx, name, remove))
+			ignoreMissing(cluster.clients.RbacV1().RoleBindings(namespace).Delete(ctx, "jwt-secret-reader-"+name, remove))
+			ignoreMissing(cluster.clients.AppsV1().Deployments(namespace).Delete(ctx, name, remove))
+		}
+		require.Eventually(t, func() bool {
+			list, err := cluster.clients.AppsV1().Deployments(namespace).List(ctx, metav1.ListOptions{})
+			return err == nil && len(list.Items) == 0
+		}, time.Minute, 250*time.Millisecond, "the old Deployments were not deleted")
+	}
+	require.NoError(t, controlplane.SeedBackend(ctx, cluster.RESTConfig))
+	waitRolledOut(t, "user-rpc")
+	waitRolledOut(t, "envoy-gateway")
 }

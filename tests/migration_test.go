@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/juwan/jwt-secret/components"
-	"github.com/juwan/jwt-secret/internal/controlplane"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
@@ -24,7 +23,7 @@ const handAppliedKey = "hand-applied-signing-key-0123456789-abcdefghijklmnop"
 // invalidating tokens signed with its key.
 func TestMigration(t *testing.T) {
 	ctx := runContext(t)
-	require.NoError(t, controlplane.SeedBackend(ctx, cluster.RESTConfig))
+	resetBackend(t)
 	createHandAppliedSetup(t)
 	oldToken := signHS256(t, handAppliedKey, `{"sub":"user-42"}`)
 

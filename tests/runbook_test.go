@@ -35,7 +35,7 @@ var runbookNow = time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
 // rotates the key, checks again, and destroys, in that order.
 func TestRunbook(t *testing.T) {
 	ctx := runContext(t)
-	require.NoError(t, controlplane.SeedBackend(ctx, cluster.RESTConfig))
+	resetBackend(t)
 	before := map[string]*appsv1.Deployment{
 		"user-rpc":      waitRolledOut(t, "user-rpc"),
 		"envoy-gateway": waitRolledOut(t, "envoy-gateway"),

@@ -4,7 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/juwan/jwt-secret/internal/controlplane"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -14,7 +13,7 @@ import (
 // the local control plane, so a broken stack file fails CI.
 func TestRepoStackFiles(t *testing.T) {
 	ctx := runContext(t)
-	require.NoError(t, controlplane.SeedBackend(ctx, cluster.RESTConfig))
+	resetBackend(t)
 
 	t.Run("dev up and destroy", func(t *testing.T) {
 		w := newWorkspace(t, "Pulumi.dev.yaml")

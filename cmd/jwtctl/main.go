@@ -74,7 +74,7 @@ func run(ctx context.Context, command, stack, kubeconfig string, local bool) err
 		}
 	}
 
-	d, err := driver.Open(ctx, driver.Options{RepoRoot: root, Stack: stack, Kubeconfig: kubeconfig})
+	d, err := driver.Open(ctx, driver.Options{RepoRoot: root, Stack: stack, Kubeconfig: kubeconfig, RefreshLocal: true})
 	if err != nil {
 		return err
 	}

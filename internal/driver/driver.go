@@ -49,6 +49,9 @@ type Options struct {
 	Program pulumi.RunFunc
 	// Progress receives the engine's progress output; os.Stdout if nil.
 	Progress io.Writer
+	// RefreshLocal makes Up on the local stack refresh the state from the
+	// cluster first.
+	RefreshLocal bool
 }
 
 // Driver drives one stack.
@@ -85,7 +88,7 @@ func Open(ctx context.Context, opts Options) (*Driver, error) {
 		}
 	}
 	if opts.Program == nil {
-		opts.Program = jwtstack.NewProgram(jwtstack.Options{Kubeconfig: opts.Kubeconfig})
+		opts.Program = jwtstack.NewProgram(jwtstack.Options{Kubeconfig: opts.Kubeconfig, ProjectDir: opts.WorkDir})
 	}
 	if opts.Progress == nil {
 		opts.Progress = os.Stdout
@@ -112,7 +115,7 @@ func Open(ctx context.Context, opts Options) (*Driver, error) {
 		// The Automation API puts the CLI's folder on PATH, and the engine
 		// would prefer plugins found there to the installed ones.
 		"PULUMI_IGNORE_AMBIENT_PLUGINS": "true",
-		"PULUMI_BACKEND_URL":                          withDefault(os.Getenv("PULUMI_BACKEND_URL"), "file://"+backendDir),
+		"PULUMI_BACKEND_URL":            withDefault(os.Getenv("PULUMI_BACKEND_URL"), "file://"+backendDir),
 	}
 	if opts.Kubeconfig != "" {
 		env["KUBECONFIG"] = opts.Kubeconfig
@@ -208,9 +211,13 @@ func (d *Driver) Preview(ctx context.Context, opts ...optpreview.Option) (auto.P
 	return result, explain(err)
 }
 
-// Up runs `pulumi up`.
+// Up runs `pulumi up`. On the local stack it refreshes first, because each
+// start of the local control plane begins with an empty cluster.
 func (d *Driver) Up(ctx context.Context, opts ...optup.Option) (auto.UpResult, error) {
 	opts = append([]optup.Option{optup.ProgressStreams(d.opts.Progress), optup.ErrorProgressStreams(d.opts.Progress)}, opts...)
+	if d.opts.Stack == LocalStack && d.opts.RefreshLocal {
+		opts = append(opts, optup.Refresh())
+	}
 	result, err := d.Stack.Up(ctx, opts...)
 	return result, explain(err)
 }

@@ -26,8 +26,8 @@ type Resource struct {
 	DependsOn []string
 	// IgnoreChanges are the property paths of the ignoreChanges option.
 	IgnoreChanges []string
-	Inputs    resource.PropertyMap
-	Outputs   resource.PropertyMap
+	Inputs        resource.PropertyMap
+	Outputs       resource.PropertyMap
 }
 
 // Engine records the resources a program registers.

@@ -1,0 +1,13 @@
+package components
+
+import "github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+// ownedAnnotations returns the annotations of every object this program
+// owns (the Secret, the ServiceAccounts, the Role and the RoleBindings).
+// They make the Kubernetes provider apply with force, so a first `up` on a
+// cluster where these objects were created with `kubectl apply` takes them
+// over instead of failing on the fields kubectl's field manager holds. The
+// Deployment patches never force unless a consumer asks for it.
+func ownedAnnotations() pulumi.StringMap {
+	return pulumi.StringMap{patchForceAnnotation: pulumi.String("true")}
+}
