@@ -10,17 +10,17 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/juwan/jwt-secret/components"
 	"github.com/juwan/jwt-secret/internal/driver"
-	"github.com/pulumi/pulumi/sdk/v3/go/auto/events"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optpreview"
-	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
@@ -95,40 +95,74 @@ func closedLoopbackPort(t *testing.T) int {
 	return port
 }
 
-// upUntil runs up and kills the Pulumi CLI with SIGKILL, as a lost machine
-// or a CI runner at its time limit would, once stop reports true for an
-// engine event. The CLI gets no chance to release its lock or to finish
-// the operation in flight.
-func upUntil(t *testing.T, d *driver.Driver, stop func(events.EngineEvent) bool) error {
+// upKilledWhen runs up and kills the Pulumi CLI with SIGKILL, as a lost
+// machine or a CI runner at its time limit would, once ready reports true.
+// The CLI gets no chance to release its lock or to finish the operation in
+// flight.
+func upKilledWhen(t *testing.T, d *driver.Driver, ready func() bool) error {
 	t.Helper()
-	stream := make(chan events.EngineEvent)
 	killed := make(chan bool, 1)
+	done := make(chan struct{})
 	go func() {
-		done := false
-		for event := range stream {
-			if !done && stop(event) {
-				done = true
+		for {
+			select {
+			case <-done:
+				killed <- false
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			if ready() {
 				killed <- killPulumiCLI(t)
+				return
 			}
 		}
 	}()
-	_, err := d.Up(runContext(t), optup.EventStreams(stream))
-	select {
-	case ok := <-killed:
-		require.True(t, ok, "no Pulumi CLI process to kill")
-	default:
-		require.Fail(t, "the up finished before the event to kill it at")
-	}
+	_, err := d.Up(runContext(t))
+	close(done)
+	require.True(t, <-killed, "the up finished before it could be killed")
 	return err
 }
 
-// killPulumiCLI sends SIGKILL to the process group of every Pulumi CLI
-// that this test process started, which includes its plugins.
+// pauseRollouts pauses the Deployments, so a patch waits for a rollout
+// that does not happen and the up is still running when it is killed.
+func pauseRollouts(t *testing.T, paused bool, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		patch := []byte(fmt.Sprintf(`{"spec":{"paused":%t}}`, paused))
+		_, err := cluster.clients.AppsV1().Deployments("juwan").Patch(context.Background(), name, types.MergePatchType, patch,
+			metav1.PatchOptions{FieldManager: "rollout-pauser"})
+		require.NoError(t, err)
+	}
+}
+
+// templateGeneration returns the key generation in the Deployment's pod
+// template, or "" if it is not patched.
+func templateGeneration(t *testing.T, name string) string {
+	t.Helper()
+	return getDeployment(t, name).Spec.Template.Annotations[components.GenerationAnnotation]
+}
+
+// killPulumiCLI sends SIGKILL to every Pulumi CLI that this test process
+// started and to the CLI's own children, its plugins.
 func killPulumiCLI(t *testing.T) bool {
+	t.Helper()
+	clis := childProcesses(t, os.Getpid(), "pulumi")
+	for _, cli := range clis {
+		for _, plugin := range childProcesses(t, cli, "") {
+			_ = syscall.Kill(plugin, syscall.SIGKILL)
+		}
+		_ = syscall.Kill(cli, syscall.SIGKILL)
+	}
+	return len(clis) > 0
+}
+
+// childProcesses returns the pids of parent's children whose command name
+// is name, or of all its children if name is empty.
+func childProcesses(t *testing.T, parent int, name string) []int {
 	t.Helper()
 	entries, err := os.ReadDir("/proc")
 	require.NoError(t, err)
-	killed := false
+	var pids []int
 	for _, entry := range entries {
 		pid, err := strconv.Atoi(entry.Name())
 		if err != nil {
@@ -138,17 +172,22 @@ func killPulumiCLI(t *testing.T) bool {
 		if err != nil {
 			continue
 		}
-		// Fields after the command name, which is in parentheses.
-		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-		if len(fields) < 2 || fields[1] != strconv.Itoa(os.Getpid()) || !strings.Contains(string(stat), "(pulumi)") {
+		// The command name is in parentheses; the parent pid is the second
+		// field after it.
+		text := string(stat)
+		open, end := strings.IndexByte(text, '('), strings.LastIndexByte(text, ')')
+		if open < 0 || end < open {
 			continue
 		}
-		// The Automation API starts the CLI as a process group leader.
-		if syscall.Kill(-pid, syscall.SIGKILL) == nil {
-			killed = true
+		fields := strings.Fields(text[end+1:])
+		if len(fields) < 2 || fields[1] != strconv.Itoa(parent) {
+			continue
+		}
+		if name == "" || text[open+1:end] == name {
+			pids = append(pids, pid)
 		}
 	}
-	return killed
+	return pids
 }
 
 func TestKilledUpRecovers(t *testing.T) {
@@ -157,10 +196,10 @@ func TestKilledUpRecovers(t *testing.T) {
 	d := w.open(t, "local", runbookNow)
 
 	t.Run("kill during the first up", func(t *testing.T) {
-		err := upUntil(t, d, func(e events.EngineEvent) bool {
-			return e.ResourcePreEvent != nil && e.ResourcePreEvent.Metadata.Type == "kubernetes:core/v1:Secret"
-		})
+		pauseRollouts(t, true, "user-rpc")
+		err := upKilledWhen(t, d, func() bool { return templateGeneration(t, "user-rpc") == "1" })
 		require.Error(t, err, "the killed up must not report success")
+		pauseRollouts(t, false, "user-rpc")
 
 		_, err = d.Up(runContext(t))
 		require.Error(t, err, "the lock of the killed run blocks the next one")
@@ -181,10 +220,10 @@ func TestKilledUpRecovers(t *testing.T) {
 		oldKey := string(before.Data["secret-key"])
 		require.NoError(t, d.Stack.SetConfig(runContext(t), "juwan-jwt-secret:keyGeneration", autoValue("2")))
 
-		err := upUntil(t, d, func(e events.EngineEvent) bool {
-			return e.ResOutputsEvent != nil && e.ResOutputsEvent.Metadata.Type == "kubernetes:core/v1:Secret"
-		})
+		pauseRollouts(t, true, "user-rpc", "envoy-gateway")
+		err := upKilledWhen(t, d, func() bool { return templateGeneration(t, "user-rpc") == "2" })
 		require.Error(t, err)
+		pauseRollouts(t, false, "user-rpc", "envoy-gateway")
 
 		// The Secret has the new key, and the old one as previous, so pods
 		// of either generation verify every live token.

@@ -30,6 +30,9 @@ Commands:
   recover   clear the lock and pending operations a killed run left behind
   migrate   before the first up on a cluster whose Secret was applied by hand:
             keep its key as the previous key and drop kubectl's plaintext copy
+  config    list the stack's config, secrets hidden
+  config set KEY VALUE [--secret]
+            set a config value, for example: config set keyGeneration 2
 
 Flags:
 `
@@ -43,20 +46,24 @@ func main() {
 		flag.PrintDefaults()
 	}
 	flag.Parse()
-	if flag.NArg() != 1 {
+	if flag.NArg() < 1 {
 		flag.Usage()
 		os.Exit(2)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, flag.Arg(0), *stack, *kubeconfig, *local); err != nil {
+	if err := run(ctx, flag.Args(), *stack, *kubeconfig, *local); err != nil {
 		fmt.Fprintf(os.Stderr, "jwtctl: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, command, stack, kubeconfig string, local bool) error {
+func run(ctx context.Context, args []string, stack, kubeconfig string, local bool) error {
+	command := args[0]
+	if command != "config" && len(args) != 1 {
+		return fmt.Errorf("%s takes no arguments; run jwtctl -h for the usage", command)
+	}
 	root, err := driver.FindRepoRoot()
 	if err != nil {
 		return err
@@ -117,6 +124,8 @@ func run(ctx context.Context, command, stack, kubeconfig string, local bool) err
 		return nil
 	case "recover":
 		return d.Recover(ctx)
+	case "config":
+		return configCommand(ctx, d, args[1:])
 	case "migrate":
 		migration, err := d.Migrate(ctx)
 		if err != nil {
@@ -142,4 +151,37 @@ func describeCluster(kubeconfig string) string {
 		return "from $KUBECONFIG or ~/.kube/config"
 	}
 	return "from " + kubeconfig
+}
+
+// configCommand lists or sets stack config.
+func configCommand(ctx context.Context, d *driver.Driver, args []string) error {
+	switch {
+	case len(args) == 0:
+		values, err := d.Stack.GetAllConfig(ctx)
+		if err != nil {
+			return err
+		}
+		keys := make([]string, 0, len(values))
+		for key := range values {
+			keys = append(keys, key)
+		}
+		sort.Strings(keys)
+		for _, key := range keys {
+			value := values[key].Value
+			if values[key].Secret {
+				value = "[secret]"
+			}
+			fmt.Printf("%-45s %s\n", key, value)
+		}
+		fmt.Printf("(stack file in %s)\n", d.WorkDir())
+		return nil
+	case args[0] == "set" && (len(args) == 3 || len(args) == 4 && args[3] == "--secret"):
+		if err := d.SetConfig(ctx, args[1], args[2], len(args) == 4); err != nil {
+			return err
+		}
+		fmt.Printf("set %s in %s\n", args[1], d.WorkDir())
+		return nil
+	default:
+		return errors.New("usage: jwtctl config, or jwtctl config set KEY VALUE [--secret]")
+	}
 }

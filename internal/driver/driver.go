@@ -142,10 +142,11 @@ func Open(ctx context.Context, opts Options) (*Driver, error) {
 	return &Driver{opts: opts, Stack: stack, Random: random, env: env}, nil
 }
 
-// localWorkDir returns a work directory in StateDir with the repository's
-// Pulumi.yaml and Pulumi.local.yaml. Pulumi writes the stack's encryption
-// salt into the stack file, and the local stack's salt belongs to this
-// machine's passphrase, so it stays out of the repository's copy.
+// localWorkDir returns the work directory of the local stack in
+// StateDir. The first call copies the repository's Pulumi.local.yaml there,
+// and later calls keep that copy, so config set on the local stack and its
+// per-machine encryption salt stay out of the repository. Pulumi.yaml is
+// copied every time, because it belongs to the code.
 func localWorkDir(repoRoot, stateDir string) (string, error) {
 	workDir := filepath.Join(stateDir, "local-workdir")
 	if err := os.MkdirAll(workDir, 0o700); err != nil {
@@ -155,27 +156,38 @@ func localWorkDir(repoRoot, stateDir string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("unable to read Pulumi.yaml: %w", err)
 	}
-	stackFile, err := os.ReadFile(filepath.Join(repoRoot, "Pulumi.local.yaml"))
-	if err != nil {
-		return "", fmt.Errorf("unable to read Pulumi.local.yaml: %w", err)
-	}
-
-	// Keep the salt of the previous copy.
-	copyPath := filepath.Join(workDir, "Pulumi.local.yaml")
-	if previous, err := os.ReadFile(copyPath); err == nil {
-		for _, line := range strings.Split(string(previous), "\n") {
-			if strings.HasPrefix(line, "encryptionsalt:") {
-				stackFile = append([]byte(line+"\n"), stackFile...)
-			}
-		}
-	}
 	if err := os.WriteFile(filepath.Join(workDir, "Pulumi.yaml"), project, 0o600); err != nil {
 		return "", fmt.Errorf("unable to write the local work directory: %w", err)
 	}
-	if err := os.WriteFile(copyPath, stackFile, 0o600); err != nil {
-		return "", fmt.Errorf("unable to write the local work directory: %w", err)
+
+	stackFile := filepath.Join(workDir, "Pulumi.local.yaml")
+	if _, err := os.Stat(stackFile); errors.Is(err, fs.ErrNotExist) {
+		initial, err := os.ReadFile(filepath.Join(repoRoot, "Pulumi.local.yaml"))
+		if err != nil {
+			return "", fmt.Errorf("unable to read Pulumi.local.yaml: %w", err)
+		}
+		if err := os.WriteFile(stackFile, initial, 0o600); err != nil {
+			return "", fmt.Errorf("unable to write the local work directory: %w", err)
+		}
 	}
 	return workDir, nil
+}
+
+// SetConfig sets a config value of the stack. key may omit the project's
+// namespace.
+func (d *Driver) SetConfig(ctx context.Context, key, value string, secret bool) error {
+	if !strings.Contains(key, ":") {
+		key = jwtstack.FullKey(key)
+	}
+	if err := d.Stack.SetConfig(ctx, key, auto.ConfigValue{Value: value, Secret: secret}); err != nil {
+		return explain(fmt.Errorf("unable to set %s on stack %q: %w", key, d.opts.Stack, err))
+	}
+	return nil
+}
+
+// WorkDir returns the folder with the stack's Pulumi.yaml and stack file.
+func (d *Driver) WorkDir() string {
+	return d.opts.WorkDir
 }
 
 // passphrase sets how the stack's secrets are encrypted. A passphrase or
