@@ -41,6 +41,9 @@ type SigningKeyArgs struct {
 	// Protect marks the slots and the Secret as protected, so that
 	// `pulumi destroy` or a replacement cannot delete the key.
 	Protect bool
+	// OwnerStack is the fully qualified name of the stack, recorded in the
+	// Secret's OwnerStackAnnotation.
+	OwnerStack string
 }
 
 // SigningKey is the JWT signing key: two RandomPassword slots that alternate
@@ -125,7 +128,7 @@ func NewSigningKey(ctx *pulumi.Context, name string, args *SigningKeyArgs, opts 
 		Metadata: &metav1.ObjectMetaArgs{
 			Name:        pulumi.String(args.SecretName),
 			Namespace:   pulumi.String(args.Namespace),
-			Annotations: ownedAnnotations(),
+			Annotations: secretAnnotations(args.OwnerStack),
 			Labels: pulumi.StringMap{
 				"app.kubernetes.io/managed-by": pulumi.String("pulumi"),
 				"app.kubernetes.io/part-of":    pulumi.String("juwan"),
@@ -152,4 +155,14 @@ func NewSigningKey(ctx *pulumi.Context, name string, args *SigningKeyArgs, opts 
 		return nil, fmt.Errorf("unable to register outputs of signing key %q: %w", name, err)
 	}
 	return key, nil
+}
+
+// secretAnnotations returns the Secret's annotations: the owned object's
+// and the owner stack. Neither carries key material.
+func secretAnnotations(ownerStack string) pulumi.StringMap {
+	annotations := ownedAnnotations()
+	if ownerStack != "" {
+		annotations[OwnerStackAnnotation] = pulumi.String(ownerStack)
+	}
+	return annotations
 }

@@ -11,3 +11,7 @@ import "github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 func ownedAnnotations() pulumi.StringMap {
 	return pulumi.StringMap{patchForceAnnotation: pulumi.String("true")}
 }
+
+// OwnerStackAnnotation records on the Secret the fully qualified name of
+// the stack that owns it, so another stack refuses to take it over.
+const OwnerStackAnnotation = "jwt.juwan.io/owner-stack"

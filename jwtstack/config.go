@@ -71,6 +71,9 @@ type Config struct {
 	MaxKeyAgeDays int
 	// Production is true for stacks named prod, production or prod-*.
 	Production bool
+	// OwnerStack is the fully qualified stack name recorded on the Secret.
+	// The program sets it; it is not config.
+	OwnerStack string
 }
 
 // Consumer is a Deployment that reads the key.
@@ -151,7 +154,7 @@ func FullKey(key string) string {
 // config, warnings to show the user, and a *ConfigError if any value is
 // invalid. now is the time the key age is measured against.
 func ParseConfig(source Source, stack string, now time.Time) (Config, []string, error) {
-	p := &parser{source: source}
+	p := &parser{source: source, stack: stack}
 	cfg := Config{Production: IsProductionStack(stack)}
 
 	cfg.Namespace = p.name(KeyNamespace, "juwan", dns1123Label, "a DNS-1123 label: lowercase letters, digits and '-', at most 63 characters")
@@ -162,21 +165,21 @@ func ParseConfig(source Source, stack string, now time.Time) (Config, []string, 
 	if cfg.KeyLength < MinKeyLength || cfg.KeyLength > MaxKeyLength {
 		p.fail(KeyKeyLength, strconv.Itoa(cfg.KeyLength),
 			fmt.Sprintf("the key must be %d to %d bytes; HS256 needs at least 256 bits (RFC 7518 section 3.2)", MinKeyLength, MaxKeyLength),
-			setCommand(KeyKeyLength, strconv.Itoa(DefaultKeyLength)))
+			p.setCommand(KeyKeyLength, strconv.Itoa(DefaultKeyLength)))
 	}
 
 	cfg.KeyGeneration = p.integer(KeyKeyGeneration, 1)
 	if cfg.KeyGeneration < 1 {
 		p.fail(KeyKeyGeneration, strconv.Itoa(cfg.KeyGeneration),
 			"the generation starts at 1 and only grows",
-			setCommand(KeyKeyGeneration, "1"))
+			p.setCommand(KeyKeyGeneration, "1"))
 	}
 
 	cfg.Protect = p.boolean(KeyProtect, false)
 	if cfg.Production && !cfg.Protect {
 		p.fail(KeyProtect, strconv.FormatBool(cfg.Protect),
 			fmt.Sprintf("stack %q is a production stack, and its key must be protected from deletion", stack),
-			setCommand(KeyProtect, "true"))
+			p.setCommand(KeyProtect, "true"))
 	}
 
 	cfg.Consumers = p.consumers()
@@ -205,6 +208,7 @@ var (
 // parser collects problems and warnings while it reads config values.
 type parser struct {
 	source   Source
+	stack    string
 	problems []string
 	warnings []string
 }
@@ -224,7 +228,7 @@ func (p *parser) name(key, fallback string, pattern *regexp.Regexp, rule string)
 		return fallback
 	}
 	if len(value) > 253 || !pattern.MatchString(value) {
-		p.fail(key, value, "must be "+rule, setCommand(key, fallback))
+		p.fail(key, value, "must be "+rule, p.setCommand(key, fallback))
 	}
 	return value
 }
@@ -236,7 +240,7 @@ func (p *parser) integer(key string, fallback int) int {
 	}
 	parsed, err := strconv.Atoi(strings.TrimSpace(value))
 	if err != nil {
-		p.fail(key, value, "must be an integer", setCommand(key, strconv.Itoa(fallback)))
+		p.fail(key, value, "must be an integer", p.setCommand(key, strconv.Itoa(fallback)))
 		return fallback
 	}
 	return parsed
@@ -249,7 +253,7 @@ func (p *parser) boolean(key string, fallback bool) bool {
 	}
 	parsed, err := strconv.ParseBool(value)
 	if err != nil {
-		p.fail(key, value, "must be true or false", setCommand(key, strconv.FormatBool(fallback)))
+		p.fail(key, value, "must be true or false", p.setCommand(key, strconv.FormatBool(fallback)))
 		return fallback
 	}
 	return parsed
@@ -429,14 +433,14 @@ func (p *parser) legacyKey(cfg *Config) {
 // production an error.
 func (p *parser) keyAge(cfg *Config, now time.Time) {
 	today := now.UTC().Format(time.DateOnly)
-	rotatedFix := setCommand(KeyKeyRotatedAt, today)
+	rotatedFix := p.setCommand(KeyKeyRotatedAt, today)
 
 	cfg.MaxKeyAgeDays = p.integer(KeyMaxKeyAgeDays, 0)
 	if cfg.MaxKeyAgeDays < 0 {
-		p.fail(KeyMaxKeyAgeDays, strconv.Itoa(cfg.MaxKeyAgeDays), "must be 0 (no limit) or a number of days", setCommand(KeyMaxKeyAgeDays, "90"))
+		p.fail(KeyMaxKeyAgeDays, strconv.Itoa(cfg.MaxKeyAgeDays), "must be 0 (no limit) or a number of days", p.setCommand(KeyMaxKeyAgeDays, "90"))
 	}
 	if cfg.Production && cfg.MaxKeyAgeDays == 0 {
-		p.fail(KeyMaxKeyAgeDays, strconv.Itoa(cfg.MaxKeyAgeDays), "a production stack must state the maximum key age in days", setCommand(KeyMaxKeyAgeDays, "90"))
+		p.fail(KeyMaxKeyAgeDays, strconv.Itoa(cfg.MaxKeyAgeDays), "a production stack must state the maximum key age in days", p.setCommand(KeyMaxKeyAgeDays, "90"))
 	}
 
 	value, ok := p.get(KeyKeyRotatedAt)
@@ -466,7 +470,7 @@ func (p *parser) keyAge(cfg *Config, now time.Time) {
 	}
 	message := fmt.Sprintf("the key of generation %d is %d days old, more than %s allows (%d days); fix: rotate it with: %s && %s",
 		cfg.KeyGeneration, ageDays, FullKey(KeyMaxKeyAgeDays), cfg.MaxKeyAgeDays,
-		setCommand(KeyKeyGeneration, strconv.Itoa(cfg.KeyGeneration+1)), rotatedFix)
+		p.setCommand(KeyKeyGeneration, strconv.Itoa(cfg.KeyGeneration+1)), rotatedFix)
 	if cfg.Production {
 		p.problems = append(p.problems, FullKey(KeyKeyRotatedAt)+": "+message)
 		return
@@ -474,8 +478,13 @@ func (p *parser) keyAge(cfg *Config, now time.Time) {
 	p.warnings = append(p.warnings, message)
 }
 
-func setCommand(key, value string) string {
-	return fmt.Sprintf("pulumi config set %s %s", FullKey(key), value)
+func (p *parser) setCommand(key, value string) string {
+	return SetCommand(p.stack, key, value)
+}
+
+// SetCommand returns the command that sets key to value on stack.
+func SetCommand(stack, key, value string) string {
+	return fmt.Sprintf("pulumi config set %s %s --stack %s", FullKey(key), value, stack)
 }
 
 func quote(value string) string {

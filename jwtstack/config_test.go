@@ -168,7 +168,7 @@ func TestParseConfigOldKeyWarnsInDev(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, warnings, 1)
 	assert.Contains(t, warnings[0], "generation 2 is 94 days old")
-	assert.Contains(t, warnings[0], "pulumi config set juwan-jwt-secret:keyGeneration 3 && pulumi config set juwan-jwt-secret:keyRotatedAt 2026-12-04")
+	assert.Contains(t, warnings[0], "pulumi config set juwan-jwt-secret:keyGeneration 3 --stack dev && pulumi config set juwan-jwt-secret:keyRotatedAt 2026-12-04 --stack dev")
 }
 
 func TestParseConfigFreshKeyPassesProd(t *testing.T) {

@@ -23,7 +23,7 @@ type Deployed struct {
 // ReadDeployed reads the stack's last deployment from its own outputs
 // through a StackReference.
 func ReadDeployed(ctx *pulumi.Context) (Deployed, error) {
-	name := fmt.Sprintf("%s/%s/%s", ctx.Organization(), ctx.Project(), ctx.Stack())
+	name := StackName(ctx)
 	reference, err := pulumi.NewStackReference(ctx, deployedStateName, &pulumi.StackReferenceArgs{Name: pulumi.String(name)})
 	if err != nil {
 		return Deployed{}, fmt.Errorf("unable to read the last deployment of stack %s: %w", name, err)
@@ -78,7 +78,7 @@ func parseGeneration(name string, value any) (int, bool, error) {
 // deployed one by zero or one step. Going back, or forward by two or more,
 // regenerates the slot that holds the current key, so every token signed
 // with it would stop verifying.
-func CheckGenerationStep(deployed, configured int) error {
+func CheckGenerationStep(stack string, deployed, configured int) error {
 	if configured == deployed || configured == deployed+1 {
 		return nil
 	}
@@ -87,5 +87,5 @@ func CheckGenerationStep(deployed, configured int) error {
 		reason = fmt.Sprintf("the last deployment is at generation %d, and a jump of more than one replaces both keys, so live tokens stop verifying; to revoke every token, rotate twice in a row instead", deployed)
 	}
 	return &ConfigError{Problems: []string{fmt.Sprintf("%s: invalid value %q: %s; fix: %s",
-		FullKey(KeyKeyGeneration), strconv.Itoa(configured), reason, setCommand(KeyKeyGeneration, strconv.Itoa(deployed+1)))}}
+		FullKey(KeyKeyGeneration), strconv.Itoa(configured), reason, SetCommand(stack, KeyKeyGeneration, strconv.Itoa(deployed+1)))}}
 }

@@ -11,19 +11,19 @@ import (
 )
 
 func TestCheckGenerationStep(t *testing.T) {
-	assert.NoError(t, jwtstack.CheckGenerationStep(3, 3), "no change")
-	assert.NoError(t, jwtstack.CheckGenerationStep(3, 4), "one rotation")
+	assert.NoError(t, jwtstack.CheckGenerationStep("dev", 3, 3), "no change")
+	assert.NoError(t, jwtstack.CheckGenerationStep("dev", 3, 4), "one rotation")
 
-	err := jwtstack.CheckGenerationStep(3, 2)
+	err := jwtstack.CheckGenerationStep("dev", 3, 2)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `juwan-jwt-secret:keyGeneration: invalid value "2": the last deployment is at generation 3, and going back`)
-	assert.Contains(t, err.Error(), "fix: pulumi config set juwan-jwt-secret:keyGeneration 4")
+	assert.Contains(t, err.Error(), "fix: pulumi config set juwan-jwt-secret:keyGeneration 4 --stack dev")
 
-	err = jwtstack.CheckGenerationStep(3, 5)
+	err = jwtstack.CheckGenerationStep("dev", 3, 5)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `invalid value "5"`)
 	assert.Contains(t, err.Error(), "a jump of more than one replaces both keys")
-	assert.Contains(t, err.Error(), "fix: pulumi config set juwan-jwt-secret:keyGeneration 4")
+	assert.Contains(t, err.Error(), "fix: pulumi config set juwan-jwt-secret:keyGeneration 4 --stack dev")
 }
 
 func runWithDeployed(t *testing.T, deployed any, configured string) (*mocks.Engine, error) {
@@ -32,7 +32,7 @@ func runWithDeployed(t *testing.T, deployed any, configured string) (*mocks.Engi
 	if deployed != nil {
 		engine.StackOutputs = map[string]any{"keyGeneration": deployed, "secretName": "jwt-secret"}
 	}
-	program := jwtstack.NewProgram(jwtstack.Options{Now: func() time.Time { return today }, GetDeployment: fakeCluster(backend)})
+	program := jwtstack.NewProgram(jwtstack.Options{Now: func() time.Time { return today }, GetDeployment: fakeCluster(backend), GetSecretOwner: noOwner})
 	return mocks.RunOn(t, engine, jwtstack.Project, "dev", map[string]string{jwtstack.FullKey("keyGeneration"): configured}, nil, program)
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/juwan/jwt-secret/components"
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -19,6 +20,28 @@ import (
 // DeploymentGetter reads a Deployment. It returns an error for which
 // apierrors.IsNotFound is true when the Deployment does not exist.
 type DeploymentGetter func(ctx context.Context, namespace, name string) (*appsv1.Deployment, error)
+
+// SecretOwnerGetter returns the stack recorded in a Secret's
+// OwnerStackAnnotation, or "" if the Secret does not exist or has none.
+type SecretOwnerGetter func(ctx context.Context, namespace, name string) (string, error)
+
+// CheckSecretOwner fails when the Secret belongs to another stack of this
+// project, for example dev's config run on the local cluster, because two
+// stacks that share one Secret overwrite each other's key.
+func CheckSecretOwner(ctx context.Context, cfg *Config, stack string, getOwner SecretOwnerGetter) error {
+	ctx, cancel := context.WithTimeout(ctx, preflightTimeout)
+	defer cancel()
+	owner, err := getOwner(ctx, cfg.Namespace, cfg.SecretName)
+	if err != nil {
+		return fmt.Errorf("unable to read Secret %s/%s: %w", cfg.Namespace, cfg.SecretName, err)
+	}
+	if owner == "" || owner == stack {
+		return nil
+	}
+	return &ConfigError{Problems: []string{fmt.Sprintf(
+		"%s: Secret %s/%s belongs to stack %s, and two stacks sharing one Secret overwrite each other's key; fix: run this stack against another cluster or namespace, or destroy stack %s first",
+		FullKey(KeySecretName), cfg.Namespace, cfg.SecretName, owner, owner)}}
+}
 
 // preflightTimeout bounds the reads of the consumer Deployments, so an
 // unreachable API server fails the preview instead of hanging it.
@@ -72,11 +95,11 @@ func CheckConsumers(ctx context.Context, cfg *Config, get DeploymentGetter) ([]s
 	return warnings, nil
 }
 
-// ClusterDeploymentGetter returns a DeploymentGetter for the cluster that
-// the Kubernetes provider also targets: kubeconfig if set, else the
-// kubernetes:kubeconfig config, else $KUBECONFIG or ~/.kube/config, with
-// the kubernetes:context config as the context.
-func ClusterDeploymentGetter(source Source, kubeconfig string) (DeploymentGetter, string, error) {
+// ClusterReaders returns a DeploymentGetter and a SecretOwnerGetter for
+// the cluster that the Kubernetes provider also targets: kubeconfig if set,
+// else the kubernetes:kubeconfig config, else $KUBECONFIG or
+// ~/.kube/config, with the kubernetes:context config as the context.
+func ClusterReaders(source Source, kubeconfig string) (DeploymentGetter, SecretOwnerGetter, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	if kubeconfig == "" {
 		kubeconfig, _ = source.GetConfig("kubernetes:kubeconfig")
@@ -95,7 +118,7 @@ func ClusterDeploymentGetter(source Source, kubeconfig string) (DeploymentGetter
 		var err error
 		clientConfig, err = clientcmd.NewClientConfigFromBytes([]byte(kubeconfig))
 		if err != nil {
-			return nil, "", fmt.Errorf("unable to parse kubernetes:kubeconfig: %w", err)
+			return nil, nil, fmt.Errorf("unable to parse kubernetes:kubeconfig: %w", err)
 		}
 	default:
 		rules.ExplicitPath = expandHome(kubeconfig)
@@ -104,25 +127,36 @@ func ClusterDeploymentGetter(source Source, kubeconfig string) (DeploymentGetter
 
 	restConfig, err := clientConfig.ClientConfig()
 	if err != nil {
-		return nil, "", fmt.Errorf("unable to load the kubeconfig: %w; fix: set KUBECONFIG or kubernetes:kubeconfig to the target cluster's kubeconfig", err)
+		return nil, nil, fmt.Errorf("unable to load the kubeconfig: %w; fix: point --kubeconfig, KUBECONFIG or kubernetes:kubeconfig at the target cluster's kubeconfig", err)
 	}
 	clients, err := kubernetes.NewForConfig(restConfig)
 	if err != nil {
-		return nil, "", fmt.Errorf("unable to create a Kubernetes client for %s: %w", restConfig.Host, err)
+		return nil, nil, fmt.Errorf("unable to create a Kubernetes client for %s: %w", restConfig.Host, err)
 	}
 
 	server := restConfig.Host
-	get := func(ctx context.Context, namespace, name string) (*appsv1.Deployment, error) {
-		deployment, err := clients.AppsV1().Deployments(namespace).Get(ctx, name, metav1.GetOptions{})
-		if err != nil && !apierrors.IsNotFound(err) {
-			var status apierrors.APIStatus
-			if !errors.As(err, &status) {
-				return nil, fmt.Errorf("the Kubernetes API server %s is unreachable: %w; fix: check that the cluster is up and the kubeconfig names it, then run again", server, err)
-			}
+	unreachable := func(err error) error {
+		var status apierrors.APIStatus
+		if err != nil && !errors.As(err, &status) {
+			return fmt.Errorf("the Kubernetes API server %s is unreachable: %w; fix: check that the cluster is up and the kubeconfig names it, then run again", server, err)
 		}
-		return deployment, err
+		return err
 	}
-	return get, server, nil
+	getDeployment := func(ctx context.Context, namespace, name string) (*appsv1.Deployment, error) {
+		deployment, err := clients.AppsV1().Deployments(namespace).Get(ctx, name, metav1.GetOptions{})
+		return deployment, unreachable(err)
+	}
+	getOwner := func(ctx context.Context, namespace, name string) (string, error) {
+		secret, err := clients.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return "", nil
+		}
+		if err != nil {
+			return "", unreachable(err)
+		}
+		return secret.Annotations[components.OwnerStackAnnotation], nil
+	}
+	return getDeployment, getOwner, nil
 }
 
 func expandHome(path string) string {

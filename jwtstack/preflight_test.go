@@ -92,7 +92,7 @@ func TestCheckConsumersPassesOtherErrors(t *testing.T) {
 }
 
 func TestProgramMissingDeploymentRegistersNothing(t *testing.T) {
-	program := jwtstack.NewProgram(jwtstack.Options{Now: func() time.Time { return today }, GetDeployment: fakeCluster(map[string][]string{})})
+	program := jwtstack.NewProgram(jwtstack.Options{Now: func() time.Time { return today }, GetDeployment: fakeCluster(map[string][]string{}), GetSecretOwner: noOwner})
 	engine, err := mocks.Run(t, jwtstack.Project, "dev", nil, nil, program)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "Deployment juwan/user-rpc not found")
@@ -100,8 +100,47 @@ func TestProgramMissingDeploymentRegistersNothing(t *testing.T) {
 }
 
 func TestProgramRegistersWithBackend(t *testing.T) {
-	program := jwtstack.NewProgram(jwtstack.Options{Now: func() time.Time { return today }, GetDeployment: fakeCluster(backend)})
+	program := jwtstack.NewProgram(jwtstack.Options{Now: func() time.Time { return today }, GetDeployment: fakeCluster(backend), GetSecretOwner: noOwner})
 	engine, err := mocks.Run(t, jwtstack.Project, "dev", nil, nil, program)
 	require.NoError(t, err)
 	assert.Contains(t, engine.Names(), "consumer-envoy-gateway-patch")
+}
+
+// noOwner answers as a cluster without the Secret does.
+func noOwner(context.Context, string, string) (string, error) { return "", nil }
+
+func ownedBy(stack string) jwtstack.SecretOwnerGetter {
+	return func(context.Context, string, string) (string, error) { return stack, nil }
+}
+
+func TestCheckSecretOwner(t *testing.T) {
+	cfg, _, err := parse(t, "dev", nil)
+	require.NoError(t, err)
+	const self = "organization/juwan-jwt-secret/dev"
+	assert.NoError(t, jwtstack.CheckSecretOwner(context.Background(), &cfg, self, noOwner), "no Secret yet, or a hand-applied one")
+	assert.NoError(t, jwtstack.CheckSecretOwner(context.Background(), &cfg, self, ownedBy(self)))
+
+	err = jwtstack.CheckSecretOwner(context.Background(), &cfg, self, ownedBy("organization/juwan-jwt-secret/local"))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "juwan-jwt-secret:secretName: Secret juwan/jwt-secret belongs to stack organization/juwan-jwt-secret/local")
+	assert.Contains(t, err.Error(), "fix: run this stack against another cluster or namespace")
+}
+
+func TestProgramRefusesAnotherStacksSecret(t *testing.T) {
+	program := jwtstack.NewProgram(jwtstack.Options{Now: func() time.Time { return today },
+		GetDeployment: fakeCluster(backend), GetSecretOwner: ownedBy("organization/juwan-jwt-secret/local")})
+	engine, err := mocks.Run(t, jwtstack.Project, "dev", nil, nil, program)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "belongs to stack organization/juwan-jwt-secret/local")
+	assert.Equal(t, []string{"deployed-state"}, engine.Names())
+}
+
+func TestProgramRecordsOwnerStack(t *testing.T) {
+	program := jwtstack.NewProgram(jwtstack.Options{Now: func() time.Time { return today }, GetDeployment: fakeCluster(backend), GetSecretOwner: noOwner})
+	engine, err := mocks.Run(t, jwtstack.Project, "dev", nil, nil, program)
+	require.NoError(t, err)
+	secret, ok := engine.Resource("jwt-key-secret")
+	require.True(t, ok)
+	annotations := secret.Inputs["metadata"].ObjectValue()["annotations"].ObjectValue()
+	assert.Equal(t, "organization/juwan-jwt-secret/dev", annotations["jwt.juwan.io/owner-stack"].StringValue())
 }

@@ -31,6 +31,8 @@ type Options struct {
 	Kubeconfig string
 	// GetDeployment replaces the cluster lookup of consumer Deployments.
 	GetDeployment DeploymentGetter
+	// GetSecretOwner replaces the cluster lookup of the Secret's owner stack.
+	GetSecretOwner SecretOwnerGetter
 	// ProjectDir is the folder with Pulumi.yaml and the stack files, whose
 	// keys are checked. Empty means the project root the CLI reports, which
 	// an Automation API inline program does not have.
@@ -68,19 +70,23 @@ func NewProgram(opts Options) pulumi.RunFunc {
 			return err
 		}
 		if deployed.Exists {
-			if err := CheckGenerationStep(deployed.Generation, cfg.KeyGeneration); err != nil {
+			if err := CheckGenerationStep(ctx.Stack(), deployed.Generation, cfg.KeyGeneration); err != nil {
 				return err
 			}
 		}
 
 		// Mocks have no cluster to read.
 		if !ctx.RunningWithMocks() || opts.GetDeployment != nil {
-			get := opts.GetDeployment
-			if get == nil {
-				get, _, err = ClusterDeploymentGetter(ctx, opts.Kubeconfig)
+			get, getOwner := opts.GetDeployment, opts.GetSecretOwner
+			if get == nil || getOwner == nil {
+				clusterGet, clusterOwner, err := ClusterReaders(ctx, opts.Kubeconfig)
 				if err != nil {
 					return err
 				}
+				get, getOwner = withDefaultGetters(get, getOwner, clusterGet, clusterOwner)
+			}
+			if err := CheckSecretOwner(ctx.Context(), &cfg, StackName(ctx), getOwner); err != nil {
+				return err
 			}
 			warnings, err := CheckConsumers(ctx.Context(), &cfg, get)
 			if logErr := logWarnings(ctx, warnings); logErr != nil {
@@ -91,6 +97,7 @@ func NewProgram(opts Options) pulumi.RunFunc {
 			}
 		}
 
+		cfg.OwnerStack = StackName(ctx)
 		stack, err := NewStack(ctx, cfg, deployed)
 		if err != nil {
 			return err
@@ -123,6 +130,21 @@ func loadConfig(ctx *pulumi.Context, now time.Time, projectDir string) (Config, 
 		err = configErr
 	}
 	return cfg, err
+}
+
+// StackName returns the fully qualified name of the running stack.
+func StackName(ctx *pulumi.Context) string {
+	return fmt.Sprintf("%s/%s/%s", ctx.Organization(), ctx.Project(), ctx.Stack())
+}
+
+func withDefaultGetters(get DeploymentGetter, getOwner SecretOwnerGetter, clusterGet DeploymentGetter, clusterOwner SecretOwnerGetter) (DeploymentGetter, SecretOwnerGetter) {
+	if get == nil {
+		get = clusterGet
+	}
+	if getOwner == nil {
+		getOwner = clusterOwner
+	}
+	return get, getOwner
 }
 
 func logWarnings(ctx *pulumi.Context, warnings []string) error {
@@ -179,6 +201,7 @@ func NewStack(ctx *pulumi.Context, cfg Config, deployed Deployed) (*Stack, error
 		Generation: cfg.KeyGeneration,
 		LegacyKey:  legacyKey,
 		Protect:    cfg.Protect,
+		OwnerStack: cfg.OwnerStack,
 	}, providers)
 	if err != nil {
 		return nil, err

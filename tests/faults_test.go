@@ -203,7 +203,7 @@ func TestKilledUpRecovers(t *testing.T) {
 
 		_, err = d.Up(runContext(t))
 		require.Error(t, err, "the lock of the killed run blocks the next one")
-		assert.Contains(t, err.Error(), "jwtctl --stack <stack> recover")
+		assert.Contains(t, err.Error(), "jwtctl --stack local recover")
 
 		require.NoError(t, d.Recover(runContext(t)))
 		_, err = d.Up(runContext(t))

@@ -38,25 +38,43 @@ Flags:
 `
 
 func main() {
-	stack := flag.String("stack", driver.LocalStack, "stack to run: local, dev or prod")
-	kubeconfig := flag.String("kubeconfig", "", "kubeconfig of the target cluster (default: $KUBECONFIG or ~/.kube/config; the local control plane's for --stack local)")
-	local := flag.Bool("local", false, "target the local control plane whatever the stack")
-	flag.Usage = func() {
-		fmt.Fprint(flag.CommandLine.Output(), usage)
-		flag.PrintDefaults()
+	// A flag set of its own, because client-go's logging registers flags
+	// on the default one.
+	flags := flag.NewFlagSet("jwtctl", flag.ExitOnError)
+	stack := flags.String("stack", driver.LocalStack, "stack to run: local, dev or prod")
+	kubeconfig := flags.String("kubeconfig", "", "kubeconfig of the target cluster (default: $KUBECONFIG or ~/.kube/config; the local control plane's for --stack local)")
+	local := flags.Bool("local", false, "target the local control plane whatever the stack; the local stack must not be deployed there, since both would own one Secret")
+	flags.Usage = func() {
+		fmt.Fprint(flags.Output(), usage)
+		flags.PrintDefaults()
 	}
-	flag.Parse()
-	if flag.NArg() < 1 {
-		flag.Usage()
+	_ = flags.Parse(os.Args[1:])
+	if flags.NArg() < 1 {
+		flags.Usage()
 		os.Exit(2)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, flag.Args(), *stack, *kubeconfig, *local); err != nil {
-		fmt.Fprintf(os.Stderr, "jwtctl: %v\n", err)
+	if err := run(ctx, flags.Args(), *stack, *kubeconfig, *local); err != nil {
+		fmt.Fprintf(os.Stderr, "jwtctl: %s\n", report(err))
 		os.Exit(1)
 	}
+}
+
+// report shortens an engine error whose output was already streamed: it
+// keeps the first line and the recovery hint instead of repeating the
+// engine's output.
+func report(err error) string {
+	message := err.Error()
+	hint := ""
+	if i := strings.LastIndex(message, driver.HintPrefix); i >= 0 {
+		message, hint = message[:i], message[i:]
+	}
+	if i := strings.Index(message, "\ncode: "); i >= 0 {
+		message = message[:i] + " (the engine output above has the details)"
+	}
+	return message + hint
 }
 
 func run(ctx context.Context, args []string, stack, kubeconfig string, local bool) error {
@@ -92,6 +110,7 @@ func run(ctx context.Context, args []string, stack, kubeconfig string, local boo
 		_, err = d.Preview(ctx)
 		return err
 	case "up":
+		before := driver.Revisions(ctx, kubeconfig, d)
 		result, err := d.Up(ctx)
 		if err != nil {
 			return err
@@ -100,6 +119,7 @@ func run(ctx context.Context, args []string, stack, kubeconfig string, local boo
 		if err != nil {
 			return fmt.Errorf("up succeeded, but the summary failed: %w", err)
 		}
+		summary.PreviousRevisions = before
 		summary.Print(os.Stdout)
 		return nil
 	case "destroy":

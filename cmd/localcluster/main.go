@@ -133,6 +133,10 @@ func resolveDirs(state, tools string) (directories, error) {
 			state = filepath.Join(root, ".state", "local")
 		}
 		if tools == "" {
+			// tools/build.sh writes to $TOOLS_DIR when it is set.
+			tools = os.Getenv("TOOLS_DIR")
+		}
+		if tools == "" {
 			tools = filepath.Join(root, ".tools")
 		}
 	}

@@ -32,7 +32,8 @@ const LocalStack = "local"
 type Options struct {
 	// RepoRoot is the repository root; found from the working directory if empty.
 	RepoRoot string
-	// ToolsDir holds bin/pulumi and the plugins; RepoRoot/.tools if empty.
+	// ToolsDir holds bin/pulumi and the plugins; $TOOLS_DIR or
+	// RepoRoot/.tools if empty.
 	ToolsDir string
 	// StateDir holds the Pulumi home, the file backend and the local
 	// passphrase; RepoRoot/.state if empty.
@@ -75,7 +76,8 @@ func Open(ctx context.Context, opts Options) (*Driver, error) {
 		}
 		opts.RepoRoot = root
 	}
-	opts.ToolsDir = withDefault(opts.ToolsDir, filepath.Join(opts.RepoRoot, ".tools"))
+	// tools/build.sh writes to $TOOLS_DIR when it is set.
+	opts.ToolsDir = withDefault(opts.ToolsDir, withDefault(os.Getenv("TOOLS_DIR"), filepath.Join(opts.RepoRoot, ".tools")))
 	opts.StateDir = withDefault(opts.StateDir, filepath.Join(opts.RepoRoot, ".state"))
 	if opts.WorkDir == "" {
 		opts.WorkDir = opts.RepoRoot
@@ -137,7 +139,7 @@ func Open(ctx context.Context, opts Options) (*Driver, error) {
 		auto.SecretsProvider("passphrase"),
 	)
 	if err != nil {
-		return nil, explain(fmt.Errorf("unable to select stack %q: %w", opts.Stack, err))
+		return nil, explain(opts.Stack, fmt.Errorf("unable to select stack %q: %w", opts.Stack, err))
 	}
 	return &Driver{opts: opts, Stack: stack, Random: random, env: env}, nil
 }
@@ -180,7 +182,7 @@ func (d *Driver) SetConfig(ctx context.Context, key, value string, secret bool) 
 		key = jwtstack.FullKey(key)
 	}
 	if err := d.Stack.SetConfig(ctx, key, auto.ConfigValue{Value: value, Secret: secret}); err != nil {
-		return explain(fmt.Errorf("unable to set %s on stack %q: %w", key, d.opts.Stack, err))
+		return explain(d.opts.Stack, fmt.Errorf("unable to set %s on stack %q: %w", key, d.opts.Stack, err))
 	}
 	return nil
 }
@@ -220,7 +222,7 @@ func passphrase(opts Options, env map[string]string) error {
 func (d *Driver) Preview(ctx context.Context, opts ...optpreview.Option) (auto.PreviewResult, error) {
 	opts = append([]optpreview.Option{optpreview.ProgressStreams(d.opts.Progress), optpreview.ErrorProgressStreams(d.opts.Progress)}, opts...)
 	result, err := d.Stack.Preview(ctx, opts...)
-	return result, explain(err)
+	return result, explain(d.opts.Stack, err)
 }
 
 // Up runs `pulumi up`. On the local stack it refreshes first, because each
@@ -231,20 +233,20 @@ func (d *Driver) Up(ctx context.Context, opts ...optup.Option) (auto.UpResult, e
 		opts = append(opts, optup.Refresh())
 	}
 	result, err := d.Stack.Up(ctx, opts...)
-	return result, explain(err)
+	return result, explain(d.opts.Stack, err)
 }
 
 // Destroy runs `pulumi destroy`.
 func (d *Driver) Destroy(ctx context.Context, opts ...optdestroy.Option) error {
 	opts = append([]optdestroy.Option{optdestroy.ProgressStreams(d.opts.Progress), optdestroy.ErrorProgressStreams(d.opts.Progress)}, opts...)
 	_, err := d.Stack.Destroy(ctx, opts...)
-	return explain(err)
+	return explain(d.opts.Stack, err)
 }
 
 // Outputs returns the stack outputs.
 func (d *Driver) Outputs(ctx context.Context) (auto.OutputMap, error) {
 	outputs, err := d.Stack.Outputs(ctx)
-	return outputs, explain(err)
+	return outputs, explain(d.opts.Stack, err)
 }
 
 // Kubeconfig returns the kubeconfig the provider uses, or "" for its default.
@@ -291,7 +293,7 @@ func (d *Driver) CLI(ctx context.Context, args ...string) (string, error) {
 	}
 	output, err := cmd.CombinedOutput()
 	if err != nil {
-		return string(output), explain(fmt.Errorf("pulumi %s failed: %w\n%s", strings.Join(args, " "), err, output))
+		return string(output), explain(d.opts.Stack, fmt.Errorf("pulumi %s failed: %w\n%s", strings.Join(args, " "), err, output))
 	}
 	return string(output), nil
 }

@@ -53,7 +53,7 @@ func (s configSource) IsConfigSecret(key string) bool {
 func (d *Driver) Migrate(ctx context.Context) (*Migration, error) {
 	stackConfig, err := d.Stack.GetAllConfig(ctx)
 	if err != nil {
-		return nil, explain(fmt.Errorf("unable to read the config of stack %q: %w", d.opts.Stack, err))
+		return nil, explain(d.opts.Stack, fmt.Errorf("unable to read the config of stack %q: %w", d.opts.Stack, err))
 	}
 	cfg, _, err := jwtstack.ParseConfig(configSource(stackConfig), d.opts.Stack, time.Now())
 	if err != nil {
@@ -93,7 +93,7 @@ func (d *Driver) Migrate(ctx context.Context) (*Migration, error) {
 			cfg.Namespace, cfg.SecretName, components.CurrentKeyDataKey, strings.Join(keys, ", "))
 	}
 	if err := d.Stack.SetConfig(ctx, jwtstack.FullKey(jwtstack.KeyLegacyKey), auto.ConfigValue{Value: string(liveKey), Secret: true}); err != nil {
-		return nil, explain(fmt.Errorf("unable to store the live key as %s: %w", jwtstack.FullKey(jwtstack.KeyLegacyKey), err))
+		return nil, explain(d.opts.Stack, fmt.Errorf("unable to store the live key as %s: %w", jwtstack.FullKey(jwtstack.KeyLegacyKey), err))
 	}
 	migration.ImportedKey = true
 

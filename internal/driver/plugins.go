@@ -35,7 +35,7 @@ func InstallPlugins(ctx context.Context, binDir, pulumiHome string, env map[stri
 	}
 
 	source, random := RandomPluginStandIn, filepath.Join(binDir, "pulumi-resource-random")
-	if real := findRealRandomPlugin(); real != "" {
+	if real := findRealRandomPlugin(pulumiHome, random); real != "" {
 		source, random = RandomPluginReal, real
 	}
 	if err := installPlugin(ctx, binDir, pulumiHome, env, "random", RandomPluginVersion, random); err != nil {
@@ -45,8 +45,9 @@ func InstallPlugins(ctx context.Context, binDir, pulumiHome string, env map[stri
 }
 
 // findRealRandomPlugin returns the real random plugin from the user's own
-// Pulumi plugin cache, or "" if it is not installed there.
-func findRealRandomPlugin() string {
+// Pulumi plugin cache, or "" if it is not installed there. The driver's
+// own Pulumi home and a copy of the stand-in do not count.
+func findRealRandomPlugin(driverHome, standIn string) string {
 	home := os.Getenv("PULUMI_HOME")
 	if home == "" {
 		userHome, err := os.UserHomeDir()
@@ -55,11 +56,30 @@ func findRealRandomPlugin() string {
 		}
 		home = filepath.Join(userHome, ".pulumi")
 	}
+	if sameDir(home, driverHome) {
+		return ""
+	}
 	candidate := filepath.Join(home, "plugins", "resource-random-v"+RandomPluginVersion, "pulumi-resource-random")
 	if _, err := os.Stat(candidate); err != nil {
 		return ""
 	}
+	if sameContent(candidate, standIn) {
+		return ""
+	}
 	return candidate
+}
+
+func sameDir(a, b string) bool {
+	absA, errA := filepath.Abs(a)
+	absB, errB := filepath.Abs(b)
+	return errA == nil && errB == nil && absA == absB
+}
+
+// sameContent reports whether two files have the same bytes.
+func sameContent(a, b string) bool {
+	contentA, errA := os.ReadFile(a)
+	contentB, errB := os.ReadFile(b)
+	return errA == nil && errB == nil && bytes.Equal(contentA, contentB)
 }
 
 func installPlugin(ctx context.Context, binDir, pulumiHome string, env map[string]string, name, version, binary string) error {

@@ -69,8 +69,11 @@ func (d *Driver) Recover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(d.opts.Progress, "removed %d stale lock(s); dropped %d pending operation(s): %s\n",
-		len(recovery.RemovedLocks), len(recovery.PendingOperations), strings.Join(recovery.PendingOperations, ", "))
+	pending := "none"
+	if len(recovery.PendingOperations) > 0 {
+		pending = strings.Join(recovery.PendingOperations, ", ")
+	}
+	fmt.Fprintf(d.opts.Progress, "removed %d stale lock(s); dropped pending operations: %s\n", len(recovery.RemovedLocks), pending)
 	fmt.Fprintln(d.opts.Progress, "refreshed the state from the cluster; run up again to converge")
 	return nil
 }
@@ -91,7 +94,10 @@ func (d *Driver) recover(ctx context.Context) (*Recovery, error) {
 			if err := os.Remove(path); err != nil {
 				return nil, fmt.Errorf("unable to remove stale lock %s: %w", path, err)
 			}
-			recovery.RemovedLocks = append(recovery.RemovedLocks, path)
+			// Each lock is a .json file with an .attrs file beside it.
+			if strings.HasSuffix(entry.Name(), ".json") {
+				recovery.RemovedLocks = append(recovery.RemovedLocks, path)
+			}
 		}
 	} else {
 		return nil, fmt.Errorf("unable to recover stack %q: its backend %s is not a file backend; run `pulumi cancel` for that backend instead", d.opts.Stack, backend)
@@ -130,7 +136,7 @@ func (d *Driver) recover(ctx context.Context) (*Recovery, error) {
 
 	// Read back what the killed run actually changed.
 	if _, err := d.Stack.Refresh(ctx, optrefresh.ProgressStreams(d.opts.Progress), optrefresh.ErrorProgressStreams(d.opts.Progress)); err != nil {
-		return nil, explain(fmt.Errorf("unable to refresh stack %q: %w", d.opts.Stack, err))
+		return nil, explain(d.opts.Stack, fmt.Errorf("unable to refresh stack %q: %w", d.opts.Stack, err))
 	}
 	return recovery, nil
 }

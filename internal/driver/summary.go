@@ -25,6 +25,9 @@ type Summary struct {
 	// Access maps a user to the verbs an access review allowed on the Secret.
 	Access      map[string][]string
 	Deployments []DeploymentSummary
+	// PreviousRevisions maps "namespace/name" to the Deployment's revision
+	// before the run, to tell which Deployments rolled in this run.
+	PreviousRevisions map[string]string
 }
 
 // DeploymentSummary is the rollout state of one patched Deployment.
@@ -100,6 +103,30 @@ func Summarize(ctx context.Context, kubeconfig string, outputs map[string]any) (
 	return s, nil
 }
 
+// Revisions returns the revision of each Deployment the stack's last
+// deployment patched, keyed "namespace/name". It returns nil when the stack
+// has no outputs yet or the cluster cannot be read, because it only
+// annotates the summary.
+func Revisions(ctx context.Context, kubeconfig string, d *Driver) map[string]string {
+	outputs, err := d.Stack.Outputs(ctx)
+	if err != nil || len(outputs) == 0 {
+		return nil
+	}
+	clients, err := newClientset(kubeconfig)
+	if err != nil {
+		return nil
+	}
+	revisions := map[string]string{}
+	for _, name := range toStrings(outputs["patchedDeployments"].Value) {
+		namespace, deploymentName, _ := strings.Cut(name, "/")
+		deployment, err := clients.AppsV1().Deployments(namespace).Get(ctx, deploymentName, metav1.GetOptions{})
+		if err == nil {
+			revisions[name] = deployment.Annotations["deployment.kubernetes.io/revision"]
+		}
+	}
+	return revisions
+}
+
 // AllowedVerbs returns the verbs that a SubjectAccessReview allows user on
 // the Secret, out of get, list, watch, update and delete.
 func AllowedVerbs(ctx context.Context, clients kubernetes.Interface, user, namespace, secretName string) ([]string, error) {
@@ -159,6 +186,13 @@ func (s *Summary) Print(w io.Writer) {
 		state := "rolled out"
 		if !d.ObservedGeneration || d.UpdatedReplicas < d.Replicas || d.AvailableReplicas < d.Replicas {
 			state = "rolling"
+		}
+		if previous, ok := s.PreviousRevisions[d.Name]; ok {
+			if previous == d.Revision {
+				state += ", unchanged in this run"
+			} else {
+				state += fmt.Sprintf(", rolled in this run (revision %s -> %s)", previous, d.Revision)
+			}
 		}
 		fmt.Fprintf(w, "  %-28s serviceAccount %s, key generation %s, revision %s, %d/%d updated and available: %s\n",
 			d.Name, d.ServiceAccount, d.KeyGeneration, d.Revision, d.AvailableReplicas, d.Replicas, state)
