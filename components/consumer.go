@@ -23,8 +23,8 @@ const FieldManager = "juwan-jwt-secret"
 // the rotated key. It holds the generation number only, never key material.
 const GenerationAnnotation = "jwt.juwan.io/key-generation"
 
-// patchFieldManagerAnnotation tells the Kubernetes provider which field
-// manager to apply a patch with. Without it each patch gets a random one.
+// patchFieldManagerAnnotation names the field manager the Kubernetes
+// provider applies a patch with. Without it each patch gets a random one.
 const patchFieldManagerAnnotation = "pulumi.com/patchFieldManager"
 
 // patchForceAnnotation makes the provider take over fields that another

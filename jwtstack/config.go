@@ -128,7 +128,7 @@ func DefaultConsumers() []Consumer {
 	}
 }
 
-// Source is where config values come from: the Pulumi context in a run, a
+// Source is the origin of config values: the Pulumi context in a run, a
 // map in tests. Keys are full keys such as "juwan-jwt-secret:keyLength".
 type Source interface {
 	GetConfig(key string) (string, bool)

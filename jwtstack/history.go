@@ -11,7 +11,7 @@ import (
 // own last deployment.
 const deployedStateName = "deployed-state"
 
-// Deployed is what the stack's last deployment recorded in its outputs.
+// Deployed is the record of the stack's last deployment, from its outputs.
 type Deployed struct {
 	// Exists is false if the stack has not been deployed yet.
 	Exists     bool

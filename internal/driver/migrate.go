@@ -15,11 +15,11 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
-// lastAppliedAnnotation is where `kubectl apply` keeps a copy of the
-// applied manifest, which for a Secret includes its data.
+// lastAppliedAnnotation is the annotation in which `kubectl apply` keeps a
+// copy of the applied manifest, which for a Secret includes its data.
 const lastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"
 
-// Migration is what Migrate found and did.
+// Migration is the report of Migrate.
 type Migration struct {
 	// Found is false when the cluster has no Secret to take over.
 	Found bool

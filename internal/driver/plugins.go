@@ -15,7 +15,7 @@ const (
 	RandomPluginVersion     = "4.19.0"
 )
 
-// PluginSource says where the random provider plugin came from.
+// PluginSource is the origin of the random provider plugin.
 type PluginSource string
 
 // The random provider plugin is the real one when a Pulumi plugin cache on

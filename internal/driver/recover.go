@@ -54,7 +54,8 @@ func (d *Driver) importState(ctx context.Context, state apitype.UntypedDeploymen
 	return nil
 }
 
-// Recovery is what Recover found and did.
+// Recovery is the report of Recover: the stale locks it removed and the
+// pending operations it dropped.
 type Recovery struct {
 	RemovedLocks      []string
 	PendingOperations []string

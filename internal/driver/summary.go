@@ -14,7 +14,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 )
 
-// Summary is what a person checks after `up`, read from the cluster.
+// Summary is the state a person checks after `up`, read from the cluster.
 type Summary struct {
 	Namespace  string
 	SecretName string
@@ -153,7 +153,7 @@ func AllowedVerbs(ctx context.Context, clients kubernetes.Interface, user, names
 }
 
 // serviceAccountGroups returns the groups Kubernetes puts a ServiceAccount
-// in, so the review sees what a real token would get.
+// in, so the review gets the groups a real token carries.
 func serviceAccountGroups(user string) []string {
 	parts := strings.Split(user, ":")
 	if len(parts) != 4 || parts[0] != "system" || parts[1] != "serviceaccount" {
