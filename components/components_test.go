@@ -126,7 +126,7 @@ func newUserRPCConsumer(ctx *pulumi.Context, generation int) error {
 	_, err := components.NewKeyConsumer(ctx, "consumer-user-rpc", &components.KeyConsumerArgs{
 		Namespace: "juwan", SecretName: "jwt-secret",
 		Deployment: "user-rpc", Container: "user-rpc", ServiceAccount: "user-rpc",
-		Env:        &components.EnvBinding{CurrentKeyVar: "JWT_SECRET_KEY", PreviousKeyVar: "JWT_PREVIOUS_SECRET_KEY"},
+		Env:        &components.EnvBinding{CurrentKeyVar: "JWT_SECRET_KEY", PreviousKeyVar: "JWT_PREVIOUS_SECRET_KEY", NextKeyVar: "JWT_NEXT_SECRET_KEY"},
 		Generation: generation,
 	})
 	return err
@@ -153,6 +153,8 @@ func TestKeyConsumerEnvFromSecretKeyRef(t *testing.T) {
 			"secretKeyRef": map[string]any{"name": "jwt-secret", "key": "secret-key"}}},
 		map[string]any{"name": "JWT_PREVIOUS_SECRET_KEY", "valueFrom": map[string]any{
 			"secretKeyRef": map[string]any{"name": "jwt-secret", "key": "previous-secret-key"}}},
+		map[string]any{"name": "JWT_NEXT_SECRET_KEY", "valueFrom": map[string]any{
+			"secretKeyRef": map[string]any{"name": "jwt-secret", "key": "next-secret-key"}}},
 	}, container["env"])
 	for _, env := range container["env"].([]any) {
 		assert.NotContains(t, env.(map[string]any), "value", "an env var must never carry the key as a literal value")
@@ -216,7 +218,7 @@ func signingKey(t *testing.T, generation int, legacy string) (*mocks.Engine, *mo
 	var current, previous *mocks.Captured
 	engine := runComponents(t, func(ctx *pulumi.Context) error {
 		args := &components.SigningKeyArgs{
-			Namespace: "juwan", SecretName: "jwt-secret", KeyLength: 64, Generation: generation,
+			Namespace: "juwan", SecretName: "jwt-secret", SlotLengths: [3]int{64, 64, 64}, Generation: generation,
 		}
 		if legacy != "" {
 			args.LegacyKey = pulumi.ToSecret(pulumi.String(legacy)).(pulumi.StringOutput)
@@ -258,16 +260,16 @@ func TestSigningKeySlots(t *testing.T) {
 
 func TestSigningKeyRotationTable(t *testing.T) {
 	type state struct {
-		keepers           [2]string
-		slotKeys          [2]string
-		current, previous string
-		data              map[string]any
+		keepers                 [3]string
+		slotKeys                [3]string
+		current, previous, next string
+		data                    map[string]any
 	}
 	states := map[int]state{}
 	for _, generation := range []int{1, 2, 3} {
 		engine, current, previous := signingKey(t, generation, "")
 		var s state
-		for slot := range 2 {
+		for slot := range 3 {
 			r, _ := engine.Resource("jwt-key-slot-" + string(rune('0'+slot)))
 			s.keepers[slot] = plain(field(t, r.Inputs, "keepers.generation")).(string)
 			s.slotKeys[slot] = slotKey(t, engine, slot)
@@ -275,30 +277,36 @@ func TestSigningKeyRotationTable(t *testing.T) {
 		s.current, s.previous = current.Value().(string), previous.Value().(string)
 		secret, _ := engine.Resource("jwt-key-secret")
 		s.data = plain(secret.Inputs["stringData"]).(map[string]any)
+		s.next = s.data["next-secret-key"].(string)
 		states[generation] = s
 	}
 
-	// Generation 1: slot 1 is current; there is no older key, so the
-	// previous key is the current one.
-	assert.Equal(t, [2]string{"0", "1"}, states[1].keepers)
+	// Generation 1: slot 1 is current and slot 2 next; there is no older
+	// key, so the previous key is the current one.
+	assert.Equal(t, [3]string{"0", "1", "2"}, states[1].keepers)
 	assert.Equal(t, states[1].slotKeys[1], states[1].current)
+	assert.Equal(t, states[1].slotKeys[2], states[1].next)
 	assert.Equal(t, states[1].current, states[1].previous)
 
-	// 1 -> 2: only slot 0 is regenerated; the old current key is previous.
-	assert.Equal(t, [2]string{"2", "1"}, states[2].keepers)
+	// 1 -> 2: only slot 0 is regenerated, now holding generation 3. The old
+	// next key becomes current and the old current key previous.
+	assert.Equal(t, [3]string{"3", "1", "2"}, states[2].keepers)
 	assert.NotEqual(t, states[1].slotKeys[0], states[2].slotKeys[0])
 	assert.Equal(t, states[1].slotKeys[1], states[2].slotKeys[1])
-	assert.Equal(t, states[2].slotKeys[0], states[2].current)
+	assert.Equal(t, states[1].slotKeys[2], states[2].slotKeys[2])
+	assert.Equal(t, states[1].next, states[2].current, "pods that had not restarted already accept the new current key")
 	assert.Equal(t, states[1].current, states[2].previous)
+	assert.Equal(t, states[2].slotKeys[0], states[2].next)
 
 	// 2 -> 3: only slot 1 is regenerated.
-	assert.Equal(t, [2]string{"2", "3"}, states[3].keepers)
+	assert.Equal(t, [3]string{"3", "4", "2"}, states[3].keepers)
 	assert.Equal(t, states[2].slotKeys[0], states[3].slotKeys[0])
 	assert.NotEqual(t, states[2].slotKeys[1], states[3].slotKeys[1])
-	assert.Equal(t, states[3].slotKeys[1], states[3].current)
+	assert.Equal(t, states[2].slotKeys[2], states[3].slotKeys[2])
+	assert.Equal(t, states[2].next, states[3].current)
 	assert.Equal(t, states[2].current, states[3].previous)
 
-	// The Secret carries exactly what the slots say.
+	// The Secret carries exactly the slots' keys.
 	for generation, s := range states {
 		assert.Equal(t, s.current, s.data["secret-key"], "generation %d", generation)
 		assert.Equal(t, s.previous, s.data["previous-secret-key"], "generation %d", generation)
@@ -306,7 +314,7 @@ func TestSigningKeyRotationTable(t *testing.T) {
 
 	// The same generation twice yields the same inputs: a second `up` is a no-op.
 	again, _, _ := signingKey(t, 2, "")
-	for slot := range 2 {
+	for slot := range 3 {
 		assert.Equal(t, states[2].slotKeys[slot], slotKey(t, again, slot))
 	}
 }
@@ -327,16 +335,18 @@ func TestSigningKeySecretData(t *testing.T) {
 	stringData := secret.Inputs["stringData"]
 	require.True(t, stringData.IsSecret(), "stringData must reach the engine as a Pulumi secret")
 	data := stringData.SecretValue().Element.ObjectValue()
-	assert.ElementsMatch(t, []resource.PropertyKey{"secret-key", "previous-secret-key", "jwks.json"}, data.StableKeys())
+	assert.ElementsMatch(t, []resource.PropertyKey{"secret-key", "previous-secret-key", "next-secret-key", "jwks.json"}, data.StableKeys())
 	assert.True(t, secret.Outputs["data"].IsSecret(), "the data the API server returns must stay secret")
 
 	var set components.JSONWebKeySet
 	require.NoError(t, json.Unmarshal([]byte(plain(data["jwks.json"]).(string)), &set))
-	require.Len(t, set.Keys, 2)
+	require.Len(t, set.Keys, 3)
 	assert.Equal(t, "2", set.Keys[0].KeyID)
 	assert.Equal(t, base64.RawURLEncoding.EncodeToString([]byte(current.Value().(string))), set.Keys[0].Key)
-	assert.Equal(t, "1", set.Keys[1].KeyID)
-	assert.Equal(t, base64.RawURLEncoding.EncodeToString([]byte(previous.Value().(string))), set.Keys[1].Key)
+	assert.Equal(t, "3", set.Keys[1].KeyID)
+	assert.Equal(t, base64.RawURLEncoding.EncodeToString([]byte(plain(data["next-secret-key"]).(string))), set.Keys[1].Key)
+	assert.Equal(t, "1", set.Keys[2].KeyID)
+	assert.Equal(t, base64.RawURLEncoding.EncodeToString([]byte(previous.Value().(string))), set.Keys[2].Key)
 	for _, k := range set.Keys {
 		assert.Equal(t, "oct", k.KeyType)
 		assert.Equal(t, "HS256", k.Algorithm)
@@ -352,8 +362,9 @@ func TestSigningKeyFirstGenerationJWKS(t *testing.T) {
 
 	var set components.JSONWebKeySet
 	require.NoError(t, json.Unmarshal([]byte(plain(secret.Inputs["stringData"]).(map[string]any)["jwks.json"].(string)), &set))
-	require.Len(t, set.Keys, 1, "generation 1 has one live key")
+	require.Len(t, set.Keys, 2, "generation 1 has the current and the next key")
 	assert.Equal(t, "1", set.Keys[0].KeyID)
+	assert.Equal(t, "2", set.Keys[1].KeyID)
 	assert.Equal(t, base64.RawURLEncoding.EncodeToString([]byte(current.Value().(string))), set.Keys[0].Key)
 }
 
@@ -368,9 +379,9 @@ func TestSigningKeyLegacyKeyIsPrevious(t *testing.T) {
 	assert.Equal(t, legacy, data["previous-secret-key"])
 	var set components.JSONWebKeySet
 	require.NoError(t, json.Unmarshal([]byte(data["jwks.json"].(string)), &set))
-	require.Len(t, set.Keys, 2)
-	assert.Equal(t, "legacy", set.Keys[1].KeyID)
-	assert.Equal(t, base64.RawURLEncoding.EncodeToString([]byte(legacy)), set.Keys[1].Key)
+	require.Len(t, set.Keys, 3)
+	assert.Equal(t, "legacy", set.Keys[2].KeyID)
+	assert.Equal(t, base64.RawURLEncoding.EncodeToString([]byte(legacy)), set.Keys[2].Key)
 
 	// From generation 2 on, the legacy key is gone.
 	_, _, previous2 := signingKey(t, 2, legacy)
@@ -380,11 +391,11 @@ func TestSigningKeyLegacyKeyIsPrevious(t *testing.T) {
 func TestSigningKeyProtect(t *testing.T) {
 	engine := runComponents(t, func(ctx *pulumi.Context) error {
 		_, err := components.NewSigningKey(ctx, "jwt-key", &components.SigningKeyArgs{
-			Namespace: "juwan", SecretName: "jwt-secret", KeyLength: 64, Generation: 1, Protect: true,
+			Namespace: "juwan", SecretName: "jwt-secret", SlotLengths: [3]int{64, 64, 64}, Generation: 1, Protect: true,
 		})
 		return err
 	})
-	for _, name := range []string{"jwt-key-slot-0", "jwt-key-slot-1", "jwt-key-secret"} {
+	for _, name := range []string{"jwt-key-slot-0", "jwt-key-slot-1", "jwt-key-slot-2", "jwt-key-secret"} {
 		r, ok := engine.Resource(name)
 		require.True(t, ok, name)
 		assert.True(t, r.Protect, "%s must be protected", name)
@@ -394,7 +405,7 @@ func TestSigningKeyProtect(t *testing.T) {
 func TestSigningKeyRejectsGenerationZero(t *testing.T) {
 	_, err := mocks.Run(t, "juwan-jwt-secret", "test", nil, nil, func(ctx *pulumi.Context) error {
 		_, err := components.NewSigningKey(ctx, "jwt-key", &components.SigningKeyArgs{
-			Namespace: "juwan", SecretName: "jwt-secret", KeyLength: 64, Generation: 0,
+			Namespace: "juwan", SecretName: "jwt-secret", SlotLengths: [3]int{64, 64, 64}, Generation: 0,
 		})
 		return err
 	})
@@ -406,40 +417,6 @@ func TestKeyConsumerOwnsDeprecatedServiceAccount(t *testing.T) {
 	patch, _ := engine.Resource("consumer-user-rpc-patch")
 	assert.Equal(t, "user-rpc", plain(field(t, patch.Inputs, "spec.template.spec.serviceAccount")),
 		"the patch must own the field the API server copies serviceAccountName into")
-}
-
-func TestKeyConsumerIgnoresListDiffsOfDeployedBinding(t *testing.T) {
-	args := func(deployed string) *components.KeyConsumerArgs {
-		return &components.KeyConsumerArgs{
-			Namespace: "juwan", SecretName: "jwt-secret", Deployment: "user-rpc", Container: "user-rpc", ServiceAccount: "user-rpc",
-			Env: &components.EnvBinding{CurrentKeyVar: "JWT_SECRET_KEY"}, Generation: 2, DeployedBinding: deployed,
-		}
-	}
-	digest := components.BindingDigest(args(""))
-	assert.Regexp(t, `^[0-9a-f]{16}$`, digest)
-
-	cases := map[string]struct {
-		deployed string
-		ignored  []string
-	}{
-		"first deployment": {deployed: "", ignored: nil},
-		"same binding":     {deployed: digest, ignored: []string{"spec.template.spec.containers", "spec.template.spec.volumes"}},
-		"changed binding":  {deployed: "0123456789abcdef", ignored: nil},
-	}
-	for name, c := range cases {
-		t.Run(name, func(t *testing.T) {
-			engine := runComponents(t, func(ctx *pulumi.Context) error {
-				_, err := components.NewKeyConsumer(ctx, "consumer-user-rpc", args(c.deployed))
-				return err
-			})
-			patch, _ := engine.Resource("consumer-user-rpc-patch")
-			assert.Equal(t, c.ignored, patch.IgnoreChanges)
-		})
-	}
-
-	renamed := args("")
-	renamed.Env.CurrentKeyVar = "SIGNING_KEY"
-	assert.NotEqual(t, digest, components.BindingDigest(renamed), "a renamed env var is a new binding")
 }
 
 func TestKeyConsumerForceConflictsIsOptIn(t *testing.T) {

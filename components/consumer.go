@@ -1,11 +1,8 @@
 package components
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"strconv"
-	"strings"
 
 	appsv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apps/v1"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
@@ -37,6 +34,9 @@ type EnvBinding struct {
 	CurrentKeyVar string
 	// PreviousKeyVar, if set, receives the previous key.
 	PreviousKeyVar string
+	// NextKeyVar, if set, receives the next key, which a verifier should
+	// accept so that it accepts tokens from pods that restarted before it.
+	NextKeyVar string
 }
 
 // FileBinding mounts the Secret into a container as files.
@@ -66,26 +66,10 @@ type KeyConsumerArgs struct {
 	// the RoleBindings, so that new pods find both. The engine does not pass
 	// a component's dependencies on to its children, so they go here.
 	DependsOn []pulumi.Resource
-	// DeployedBinding is the BindingDigest of the last deployment, or "".
-	DeployedBinding string
 	// ForceConflicts takes over fields another field manager set, such as
 	// a serviceAccountName from `kubectl edit`. Off, a conflict fails the
 	// patch and names the field and the manager.
 	ForceConflicts bool
-}
-
-// BindingDigest returns a digest of the parts of the patch that live in
-// lists (container, env vars, mount, volume). It contains no key material.
-func BindingDigest(args *KeyConsumerArgs) string {
-	parts := []string{args.SecretName, args.Container}
-	if args.Env != nil {
-		parts = append(parts, "env", args.Env.CurrentKeyVar, args.Env.PreviousKeyVar)
-	}
-	if args.File != nil {
-		parts = append(parts, "file", args.File.MountPath, strconv.Itoa(args.File.Mode), args.File.VolumeName)
-	}
-	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
-	return hex.EncodeToString(sum[:8])
 }
 
 // KeyConsumer is a Deployment that reads the signing key, patched by
@@ -99,8 +83,6 @@ type KeyConsumer struct {
 	Patch *appsv1.DeploymentPatch
 
 	Deployment pulumi.StringOutput `pulumi:"deployment"`
-	// Binding is the BindingDigest of the patch.
-	Binding pulumi.StringOutput `pulumi:"binding"`
 }
 
 // KeyConsumerType is the type token of KeyConsumer.
@@ -124,6 +106,9 @@ func NewKeyConsumer(ctx *pulumi.Context, name string, args *KeyConsumerArgs, opt
 		env := corev1.EnvVarPatchArray{secretEnvVar(args.Env.CurrentKeyVar, args.SecretName, CurrentKeyDataKey)}
 		if args.Env.PreviousKeyVar != "" {
 			env = append(env, secretEnvVar(args.Env.PreviousKeyVar, args.SecretName, PreviousKeyDataKey))
+		}
+		if args.Env.NextKeyVar != "" {
+			env = append(env, secretEnvVar(args.Env.NextKeyVar, args.SecretName, NextKeyDataKey))
 		}
 		container.Env = env
 	}
@@ -178,37 +163,19 @@ func NewKeyConsumer(ctx *pulumi.Context, name string, args *KeyConsumerArgs, opt
 				Spec: podSpec,
 			},
 		},
-	}, patchOptions(args, consumer)...)
+	}, pulumi.Parent(consumer), pulumi.DependsOn(args.DependsOn))
 	if err != nil {
 		return nil, fmt.Errorf("unable to patch Deployment %s/%s: %w", args.Namespace, args.Deployment, err)
 	}
 	consumer.Patch = patch
 
 	consumer.Deployment = pulumi.String(args.Deployment).ToStringOutput()
-	consumer.Binding = pulumi.String(BindingDigest(args)).ToStringOutput()
 	if err := ctx.RegisterResourceOutputs(consumer, pulumi.Map{
 		"deployment": consumer.Deployment,
-		"binding":    consumer.Binding,
 	}); err != nil {
 		return nil, fmt.Errorf("unable to register outputs of key consumer %q: %w", name, err)
 	}
 	return consumer, nil
-}
-
-// patchOptions returns the patch's resource options. The Kubernetes
-// provider (v4.25.0) diffs a patch's lists by position against the whole
-// live list, so env vars, mounts and volumes appended after the
-// Deployment's own always look changed. While the binding is the one
-// already deployed, the patch ignores those spurious list diffs; a changed
-// binding is diffed and applied in full.
-func patchOptions(args *KeyConsumerArgs, consumer *KeyConsumer) []pulumi.ResourceOption {
-	opts := []pulumi.ResourceOption{pulumi.Parent(consumer), pulumi.DependsOn(args.DependsOn)}
-	if args.DeployedBinding != "" && args.DeployedBinding == BindingDigest(args) {
-		// NOTE: drift in these lists, such as an env var removed by hand,
-		// is not repaired until the binding changes.
-		opts = append(opts, pulumi.IgnoreChanges([]string{"spec.template.spec.containers", "spec.template.spec.volumes"}))
-	}
-	return opts
 }
 
 // secretEnvVar returns an env var that Kubernetes fills from a Secret key at

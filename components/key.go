@@ -14,6 +14,7 @@ import (
 const (
 	CurrentKeyDataKey  = "secret-key"
 	PreviousKeyDataKey = "previous-secret-key"
+	NextKeyDataKey     = "next-secret-key"
 	JWKSDataKey        = "jwks.json"
 )
 
@@ -30,9 +31,11 @@ const LegacyKeyID = "legacy"
 type SigningKeyArgs struct {
 	Namespace  string
 	SecretName string
-	// KeyLength is the key length in bytes. Every byte is one character of
-	// the base64url alphabet, so a key carries about 6 bits of entropy per byte.
-	KeyLength int
+	// SlotLengths are the key lengths in bytes of the slots. Every byte is
+	// one character of the base64url alphabet, so a key carries about 6
+	// bits of entropy per byte. A slot's length changes only together with
+	// its generation, because any change of a slot's inputs regenerates it.
+	SlotLengths [SlotCount]int
 	// Generation is the current key generation, 1 or more.
 	Generation int
 	// LegacyKey, when set, is the key that signed tokens before this program
@@ -46,18 +49,19 @@ type SigningKeyArgs struct {
 	OwnerStack string
 }
 
-// SigningKey is the JWT signing key: two RandomPassword slots that alternate
-// with the key generation, and the Secret that holds the current key, the
-// previous key and a JWKS of both.
+// SigningKey is the JWT signing key: three RandomPassword slots that rotate
+// with the key generation, and the Secret that holds the current, previous
+// and next keys and a JWKS of them.
 type SigningKey struct {
 	pulumi.ResourceState
 
 	Slots  [SlotCount]*random.RandomPassword
 	Secret *corev1.Secret
 
-	// CurrentKey and PreviousKey are Pulumi secrets.
+	// CurrentKey, PreviousKey and NextKey are Pulumi secrets.
 	CurrentKey  pulumi.StringOutput
 	PreviousKey pulumi.StringOutput
+	NextKey     pulumi.StringOutput
 
 	SecretName pulumi.StringOutput `pulumi:"secretName"`
 	Generation pulumi.IntOutput    `pulumi:"generation"`
@@ -83,7 +87,7 @@ func NewSigningKey(ctx *pulumi.Context, name string, args *SigningKeyArgs, opts 
 	// generation it holds changes, which the keeper records.
 	for slot := range SlotCount {
 		password, err := random.NewRandomPassword(ctx, fmt.Sprintf("%s-slot-%d", name, slot), &random.RandomPasswordArgs{
-			Length:          pulumi.Int(args.KeyLength),
+			Length:          pulumi.Int(args.SlotLengths[slot]),
 			Special:         pulumi.Bool(true),
 			OverrideSpecial: pulumi.String(KeyAlphabetSpecial),
 			Keepers: pulumi.StringMap{
@@ -100,6 +104,7 @@ func NewSigningKey(ctx *pulumi.Context, name string, args *SigningKeyArgs, opts 
 	// earlier generated key: the previous key is the imported legacy key if
 	// there is one, else the current key, so verifiers accept only real keys.
 	key.CurrentKey = pulumi.ToSecret(key.Slots[CurrentSlot(args.Generation)].Result).(pulumi.StringOutput)
+	key.NextKey = pulumi.ToSecret(key.Slots[NextSlot(args.Generation)].Result).(pulumi.StringOutput)
 	previousKeyID := strconv.Itoa(args.Generation - 1)
 	switch {
 	case args.Generation > 1:
@@ -112,12 +117,16 @@ func NewSigningKey(ctx *pulumi.Context, name string, args *SigningKeyArgs, opts 
 		previousKeyID = ""
 	}
 
-	// Build the JWKS that Envoy reads, with the current key first.
-	currentKeyID := strconv.Itoa(args.Generation)
-	jwks := pulumi.All(key.CurrentKey, key.PreviousKey).ApplyT(func(values []any) (string, error) {
-		keys := []VersionedKey{{KeyID: currentKeyID, Secret: values[0].(string)}}
+	// Build the JWKS that Envoy reads: the current key, the next key and
+	// the previous key, if there is one.
+	currentKeyID, nextKeyID := strconv.Itoa(args.Generation), strconv.Itoa(args.Generation+1)
+	jwks := pulumi.All(key.CurrentKey, key.NextKey, key.PreviousKey).ApplyT(func(values []any) (string, error) {
+		keys := []VersionedKey{
+			{KeyID: currentKeyID, Secret: values[0].(string)},
+			{KeyID: nextKeyID, Secret: values[1].(string)},
+		}
 		if previousKeyID != "" {
-			keys = append(keys, VersionedKey{KeyID: previousKeyID, Secret: values[1].(string)})
+			keys = append(keys, VersionedKey{KeyID: previousKeyID, Secret: values[2].(string)})
 		}
 		return BuildJWKS(keys)
 	}).(pulumi.StringOutput)
@@ -138,6 +147,7 @@ func NewSigningKey(ctx *pulumi.Context, name string, args *SigningKeyArgs, opts 
 		StringData: pulumi.StringMap{
 			CurrentKeyDataKey:  key.CurrentKey,
 			PreviousKeyDataKey: key.PreviousKey,
+			NextKeyDataKey:     key.NextKey,
 			JWKSDataKey:        pulumi.ToSecret(jwks).(pulumi.StringOutput),
 		},
 	}, pulumi.Parent(key), protect)

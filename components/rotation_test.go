@@ -12,20 +12,22 @@ import (
 
 func TestSlotGenerationTable(t *testing.T) {
 	cases := []struct {
-		generation            int
-		slot0, slot1          int
-		currentSlot, prevSlot int
+		generation                  int
+		slots                       [3]int
+		current, previous, nextSlot int
 	}{
-		{generation: 1, slot0: 0, slot1: 1, currentSlot: 1, prevSlot: 0},
-		{generation: 2, slot0: 2, slot1: 1, currentSlot: 0, prevSlot: 1},
-		{generation: 3, slot0: 2, slot1: 3, currentSlot: 1, prevSlot: 0},
-		{generation: 10, slot0: 10, slot1: 9, currentSlot: 0, prevSlot: 1},
+		{generation: 1, slots: [3]int{0, 1, 2}, current: 1, previous: 0, nextSlot: 2},
+		{generation: 2, slots: [3]int{3, 1, 2}, current: 2, previous: 1, nextSlot: 0},
+		{generation: 3, slots: [3]int{3, 4, 2}, current: 0, previous: 2, nextSlot: 1},
+		{generation: 10, slots: [3]int{9, 10, 11}, current: 1, previous: 0, nextSlot: 2},
 	}
 	for _, c := range cases {
-		assert.Equal(t, c.slot0, components.SlotGeneration(0, c.generation), "slot 0 at generation %d", c.generation)
-		assert.Equal(t, c.slot1, components.SlotGeneration(1, c.generation), "slot 1 at generation %d", c.generation)
-		assert.Equal(t, c.currentSlot, components.CurrentSlot(c.generation), "current slot at generation %d", c.generation)
-		assert.Equal(t, c.prevSlot, components.PreviousSlot(c.generation), "previous slot at generation %d", c.generation)
+		for slot := range components.SlotCount {
+			assert.Equal(t, c.slots[slot], components.SlotGeneration(slot, c.generation), "slot %d at generation %d", slot, c.generation)
+		}
+		assert.Equal(t, c.current, components.CurrentSlot(c.generation), "current slot at generation %d", c.generation)
+		assert.Equal(t, c.previous, components.PreviousSlot(c.generation), "previous slot at generation %d", c.generation)
+		assert.Equal(t, c.nextSlot, components.NextSlot(c.generation), "next slot at generation %d", c.generation)
 	}
 }
 
@@ -42,6 +44,8 @@ func TestBumpChangesOneSlot(t *testing.T) {
 		assert.Equal(t, 1, changed, "bumping generation %d", generation)
 		assert.Equal(t, components.CurrentSlot(generation), components.PreviousSlot(generation+1),
 			"the current key of %d must become the previous key of %d", generation, generation+1)
+		assert.Equal(t, components.NextSlot(generation), components.CurrentSlot(generation+1),
+			"the next key of %d, already accepted everywhere, must become the current key of %d", generation, generation+1)
 	}
 }
 

@@ -95,6 +95,7 @@ type Consumer struct {
 type EnvConsumer struct {
 	Current  string `json:"current"`
 	Previous string `json:"previous,omitempty"`
+	Next     string `json:"next,omitempty"`
 }
 
 // MountConfig describes the read-only Secret volume.
@@ -117,7 +118,7 @@ func DefaultConsumers() []Consumer {
 			Deployment:     "user-rpc",
 			Container:      "user-rpc",
 			ServiceAccount: "user-rpc",
-			Env:            &EnvConsumer{Current: "JWT_SECRET_KEY", Previous: "JWT_PREVIOUS_SECRET_KEY"},
+			Env:            &EnvConsumer{Current: "JWT_SECRET_KEY", Previous: "JWT_PREVIOUS_SECRET_KEY", Next: "JWT_NEXT_SECRET_KEY"},
 		},
 		{
 			Deployment:     "envoy-gateway",
@@ -315,7 +316,7 @@ func decodeConsumer(item json.RawMessage) (Consumer, error) {
 			return consumer, fmt.Errorf("%s must be a %s, not a %s", typeErr.Field, jsonTypeName(typeErr.Type.String()), typeErr.Value)
 		}
 		if strings.HasPrefix(err.Error(), "json: unknown field") {
-			return consumer, fmt.Errorf("%s; known fields are deployment, container, serviceAccount, optional, forceConflicts, env (current, previous) and mount (path, mode, volume)",
+			return consumer, fmt.Errorf("%s; known fields are deployment, container, serviceAccount, optional, forceConflicts, env (current, previous, next) and mount (path, mode, volume)",
 				strings.TrimPrefix(err.Error(), "json: "))
 		}
 		return consumer, fmt.Errorf("must be an object: %s", strings.TrimPrefix(err.Error(), "json: "))
@@ -370,6 +371,10 @@ func checkConsumer(c *Consumer) []fieldProblem {
 	if !dns1123Subdomain.MatchString(c.ServiceAccount) || len(c.ServiceAccount) > 253 {
 		problems = append(problems, fieldProblem{"serviceAccount", c.ServiceAccount, subdomain})
 	}
+	if c.ServiceAccount == "default" {
+		problems = append(problems, fieldProblem{"serviceAccount", c.ServiceAccount,
+			"every pod without a ServiceAccount of its own runs as default, so binding it would let them all read the key; name a ServiceAccount for this Deployment"})
+	}
 	if c.Env == nil && c.Mount == nil {
 		problems = append(problems, fieldProblem{"env", "", "a consumer needs env, mount or both, or it never sees the key"})
 	}
@@ -383,6 +388,12 @@ func checkConsumer(c *Consumer) []fieldProblem {
 		}
 		if c.Env.Previous != "" && c.Env.Previous == c.Env.Current {
 			problems = append(problems, fieldProblem{"env.previous", c.Env.Previous, "must differ from env.current"})
+		}
+		if c.Env.Next != "" && !envVarName.MatchString(c.Env.Next) {
+			problems = append(problems, fieldProblem{"env.next", c.Env.Next, "must be an env var name: letters, digits and '_', not starting with a digit"})
+		}
+		if c.Env.Next != "" && (c.Env.Next == c.Env.Current || c.Env.Next == c.Env.Previous) {
+			problems = append(problems, fieldProblem{"env.next", c.Env.Next, "must differ from env.current and env.previous"})
 		}
 	}
 

@@ -111,6 +111,10 @@ func TestParseConfigRejects(t *testing.T) {
 			[]string{`consumers[0].deployment: invalid value "User RPC"`, "DNS-1123 subdomain"}},
 		{"consumer bad container name", "dev", map[string]string{"consumers": `[{"deployment":"x","container":"a.b","env":{"current":"K"}}]`},
 			[]string{`consumers[0].container: invalid value "a.b"`, "DNS-1123 label"}},
+		{"consumer default service account", "dev", map[string]string{"consumers": `[{"deployment":"x","container":"x","serviceAccount":"default","env":{"current":"K"}}]`},
+			[]string{`consumers[0].serviceAccount: invalid value "default"`, "every pod without a ServiceAccount"}},
+		{"env next equals current", "dev", map[string]string{"consumers": `[{"deployment":"x","container":"x","env":{"current":"K","next":"K"}}]`},
+			[]string{`consumers[0].env.next: invalid value "K": must differ`}},
 		{"consumer bad service account", "dev", map[string]string{"consumers": `[{"deployment":"x","container":"x","serviceAccount":"-sa","env":{"current":"K"}}]`},
 			[]string{`consumers[0].serviceAccount: invalid value "-sa"`}},
 		{"consumer unknown field", "dev", map[string]string{"consumers": `[{"deployment":"x","container":"x","env":{"current":"K"},"namespace":"y"}]`},
@@ -309,6 +313,8 @@ func TestCheckStackFileKeysFindsTypos(t *testing.T) {
   juwan-jwt-secret:keyGeneration: 1
   juwan-jwt-secret:colour: blue
   kubernetes:context: kind
+  maxKeyAgeDay: 30
+  juwan-jwt-secrets:protect: true
 `), 0o600))
 
 	problems, err := jwtstack.CheckStackFileKeys(path)
@@ -316,6 +322,8 @@ func TestCheckStackFileKeysFindsTypos(t *testing.T) {
 	assert.Equal(t, []string{
 		"juwan-jwt-secret:colour: unknown config key in Pulumi.dev.yaml; fix: remove it",
 		"juwan-jwt-secret:keyGenration: unknown config key in Pulumi.dev.yaml; fix: remove it or rename it to juwan-jwt-secret:keyGeneration",
+		`juwan-jwt-secrets:protect: unknown config namespace "juwan-jwt-secrets" in Pulumi.dev.yaml; fix: rename it to juwan-jwt-secret:protect`,
+		"maxKeyAgeDay: unknown config key in Pulumi.dev.yaml; fix: remove it or rename it to juwan-jwt-secret:maxKeyAgeDays",
 	}, problems)
 
 	problems, err = jwtstack.CheckStackFileKeys(filepath.Join(t.TempDir(), "missing.yaml"))

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/juwan/jwt-secret/components"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
@@ -16,8 +17,8 @@ type Deployed struct {
 	// Exists is false if the stack has not been deployed yet.
 	Exists     bool
 	Generation int
-	// Bindings maps a consumer Deployment to its patch's BindingDigest.
-	Bindings map[string]string
+	// SlotLengths are the key lengths of the slots, 0 where unknown.
+	SlotLengths [components.SlotCount]int
 }
 
 // ReadDeployed reads the stack's last deployment from its own outputs
@@ -36,20 +37,22 @@ func ReadDeployed(ctx *pulumi.Context) (Deployed, error) {
 	if err != nil {
 		return Deployed{}, fmt.Errorf("unable to read the last deployment of stack %s: %w", name, err)
 	}
-	bindingsOutput, err := reference.GetOutputDetails("consumerBindings")
+	lengthsOutput, err := reference.GetOutputDetails("keySlotLengths")
 	if err != nil {
 		return Deployed{}, fmt.Errorf("unable to read the last deployment of stack %s: %w", name, err)
 	}
-	outputs := []any{generationOutput.Value, bindingsOutput.Value}
+	outputs := []any{generationOutput.Value, lengthsOutput.Value}
 
 	generation, exists, err := parseGeneration(name, outputs[0])
 	if err != nil || !exists {
 		return Deployed{}, err
 	}
-	deployed := Deployed{Exists: true, Generation: generation, Bindings: map[string]string{}}
-	if bindings, ok := outputs[1].(map[string]any); ok {
-		for deployment, digest := range bindings {
-			deployed.Bindings[deployment] = fmt.Sprint(digest)
+	deployed := Deployed{Exists: true, Generation: generation}
+	if lengths, ok := outputs[1].([]any); ok && len(lengths) == components.SlotCount {
+		for slot, length := range lengths {
+			if number, ok := length.(float64); ok {
+				deployed.SlotLengths[slot] = int(number)
+			}
 		}
 	}
 	return deployed, nil
@@ -88,4 +91,19 @@ func CheckGenerationStep(stack string, deployed, configured int) error {
 	}
 	return &ConfigError{Problems: []string{fmt.Sprintf("%s: invalid value %q: %s; fix: %s",
 		FullKey(KeyKeyGeneration), strconv.Itoa(configured), reason, SetCommand(stack, KeyKeyGeneration, strconv.Itoa(deployed+1)))}}
+}
+
+// SlotLengths returns the key length of each slot: the deployed length for
+// a slot that keeps its generation, because a new length would regenerate
+// a live key, and keyLength for a slot that is generated in this run.
+func SlotLengths(deployed Deployed, generation, keyLength int) [components.SlotCount]int {
+	var lengths [components.SlotCount]int
+	for slot := range components.SlotCount {
+		lengths[slot] = keyLength
+		kept := deployed.Exists && components.SlotGeneration(slot, deployed.Generation) == components.SlotGeneration(slot, generation)
+		if kept && deployed.SlotLengths[slot] > 0 {
+			lengths[slot] = deployed.SlotLengths[slot]
+		}
+	}
+	return lengths
 }

@@ -30,7 +30,7 @@ func runWithDeployed(t *testing.T, deployed any, configured string) (*mocks.Engi
 	t.Helper()
 	engine := mocks.New()
 	if deployed != nil {
-		engine.StackOutputs = map[string]any{"keyGeneration": deployed, "secretName": "jwt-secret"}
+		engine.StackOutputs = map[string]any{"keyGeneration": deployed, "secretName": "jwt-secret", "keySlotLengths": []any{48, 48, 48}}
 	}
 	program := jwtstack.NewProgram(jwtstack.Options{Now: func() time.Time { return today }, GetDeployment: fakeCluster(backend), GetSecretOwner: noOwner})
 	return mocks.RunOn(t, engine, jwtstack.Project, "dev", map[string]string{jwtstack.FullKey("keyGeneration"): configured}, nil, program)
@@ -61,4 +61,27 @@ func TestProgramAcceptsNextGeneration(t *testing.T) {
 func TestProgramFirstDeployAcceptsAnyGeneration(t *testing.T) {
 	_, err := runWithDeployed(t, nil, "7")
 	require.NoError(t, err)
+}
+
+func TestSlotLengthsChangeOnlyWithGeneration(t *testing.T) {
+	deployed := jwtstack.Deployed{Exists: true, Generation: 2, SlotLengths: [3]int{48, 48, 48}}
+	assert.Equal(t, [3]int{96, 96, 96}, jwtstack.SlotLengths(jwtstack.Deployed{}, 1, 96), "a first deployment uses keyLength")
+	assert.Equal(t, [3]int{48, 48, 48}, jwtstack.SlotLengths(deployed, 2, 96), "no rotation keeps every live key")
+	// 2 -> 3 regenerates slot 1, the slot of generation 1.
+	assert.Equal(t, [3]int{48, 96, 48}, jwtstack.SlotLengths(deployed, 3, 96))
+}
+
+func TestProgramKeepsLiveKeyLength(t *testing.T) {
+	engine := mocks.New()
+	engine.StackOutputs = map[string]any{"keyGeneration": 2, "keySlotLengths": []any{48, 48, 48}}
+	program := jwtstack.NewProgram(jwtstack.Options{Now: func() time.Time { return today }, GetDeployment: fakeCluster(backend), GetSecretOwner: noOwner})
+	_, err := mocks.RunOn(t, engine, jwtstack.Project, "dev", map[string]string{
+		jwtstack.FullKey("keyGeneration"): "2", jwtstack.FullKey("keyLength"): "96",
+	}, nil, program)
+	require.NoError(t, err)
+	for slot := range 3 {
+		r, ok := engine.Resource("jwt-key-slot-" + string(rune('0'+slot)))
+		require.True(t, ok)
+		assert.Equal(t, float64(48), r.Inputs["length"].NumberValue(), "changing keyLength must not regenerate slot %d", slot)
+	}
 }

@@ -21,19 +21,26 @@ import (
 // apierrors.IsNotFound is true when the Deployment does not exist.
 type DeploymentGetter func(ctx context.Context, namespace, name string) (*appsv1.Deployment, error)
 
-// SecretOwnerGetter returns the stack recorded in a Secret's
-// OwnerStackAnnotation, or "" if the Secret does not exist or has none.
-type SecretOwnerGetter func(ctx context.Context, namespace, name string) (string, error)
+// SecretOwnerGetter reports whether a Secret exists and returns the stack
+// recorded in its OwnerStackAnnotation, "" if it has none.
+type SecretOwnerGetter func(ctx context.Context, namespace, name string) (owner string, exists bool, err error)
 
 // CheckSecretOwner fails when the Secret belongs to another stack of this
 // project, for example dev's config run on the local cluster, because two
-// stacks that share one Secret overwrite each other's key.
-func CheckSecretOwner(ctx context.Context, cfg *Config, stack string, getOwner SecretOwnerGetter) error {
+// stacks that share one Secret overwrite each other's key. It also fails
+// when a first deployment would take over a Secret created by hand without
+// keeping its key, which would invalidate every live token.
+func CheckSecretOwner(ctx context.Context, cfg *Config, stack string, deployed bool, getOwner SecretOwnerGetter) error {
 	ctx, cancel := context.WithTimeout(ctx, preflightTimeout)
 	defer cancel()
-	owner, err := getOwner(ctx, cfg.Namespace, cfg.SecretName)
+	owner, exists, err := getOwner(ctx, cfg.Namespace, cfg.SecretName)
 	if err != nil {
 		return fmt.Errorf("unable to read Secret %s/%s: %w", cfg.Namespace, cfg.SecretName, err)
+	}
+	if exists && owner == "" && !deployed && !cfg.HasLegacyKey {
+		return &ConfigError{Problems: []string{fmt.Sprintf(
+			"%s: Secret %s/%s already exists and was not created by this program, so a first up would replace the key that signs live tokens; fix: go run ./cmd/jwtctl --stack %s migrate, which keeps its key as the previous key (see docs/migration.md)",
+			FullKey(KeySecretName), cfg.Namespace, cfg.SecretName, shortStackName(stack))}}
 	}
 	if owner == "" || owner == stack {
 		return nil
@@ -146,15 +153,15 @@ func ClusterReaders(source Source, kubeconfig string) (DeploymentGetter, SecretO
 		deployment, err := clients.AppsV1().Deployments(namespace).Get(ctx, name, metav1.GetOptions{})
 		return deployment, unreachable(err)
 	}
-	getOwner := func(ctx context.Context, namespace, name string) (string, error) {
+	getOwner := func(ctx context.Context, namespace, name string) (string, bool, error) {
 		secret, err := clients.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
-			return "", nil
+			return "", false, nil
 		}
 		if err != nil {
-			return "", unreachable(err)
+			return "", false, unreachable(err)
 		}
-		return secret.Annotations[components.OwnerStackAnnotation], nil
+		return secret.Annotations[components.OwnerStackAnnotation], true, nil
 	}
 	return getDeployment, getOwner, nil
 }
@@ -166,4 +173,9 @@ func expandHome(path string) string {
 		}
 	}
 	return path
+}
+
+// shortStackName returns the last part of a fully qualified stack name.
+func shortStackName(stack string) string {
+	return stack[strings.LastIndex(stack, "/")+1:]
 }

@@ -106,21 +106,33 @@ func TestProgramRegistersWithBackend(t *testing.T) {
 	assert.Contains(t, engine.Names(), "consumer-envoy-gateway-patch")
 }
 
-// noOwner answers as a cluster without the Secret does.
-func noOwner(context.Context, string, string) (string, error) { return "", nil }
+// noOwner returns what a cluster without the Secret returns.
+func noOwner(context.Context, string, string) (string, bool, error) { return "", false, nil }
 
 func ownedBy(stack string) jwtstack.SecretOwnerGetter {
-	return func(context.Context, string, string) (string, error) { return stack, nil }
+	return func(context.Context, string, string) (string, bool, error) { return stack, stack != "", nil }
 }
+
+// handApplied returns what a cluster with a Secret from kubectl returns.
+func handApplied(context.Context, string, string) (string, bool, error) { return "", true, nil }
 
 func TestCheckSecretOwner(t *testing.T) {
 	cfg, _, err := parse(t, "dev", nil)
 	require.NoError(t, err)
 	const self = "organization/juwan-jwt-secret/dev"
-	assert.NoError(t, jwtstack.CheckSecretOwner(context.Background(), &cfg, self, noOwner), "no Secret yet, or a hand-applied one")
-	assert.NoError(t, jwtstack.CheckSecretOwner(context.Background(), &cfg, self, ownedBy(self)))
+	assert.NoError(t, jwtstack.CheckSecretOwner(context.Background(), &cfg, self, false, noOwner), "no Secret yet")
+	assert.NoError(t, jwtstack.CheckSecretOwner(context.Background(), &cfg, self, true, ownedBy(self)))
+	assert.NoError(t, jwtstack.CheckSecretOwner(context.Background(), &cfg, self, true, handApplied), "deployed before the owner annotation existed")
 
-	err = jwtstack.CheckSecretOwner(context.Background(), &cfg, self, ownedBy("organization/juwan-jwt-secret/local"))
+	err = jwtstack.CheckSecretOwner(context.Background(), &cfg, self, false, handApplied)
+	require.Error(t, err, "a first up must not replace a hand-applied key")
+	assert.Contains(t, err.Error(), "Secret juwan/jwt-secret already exists and was not created by this program")
+	assert.Contains(t, err.Error(), "fix: go run ./cmd/jwtctl --stack dev migrate")
+
+	cfg.HasLegacyKey = true
+	assert.NoError(t, jwtstack.CheckSecretOwner(context.Background(), &cfg, self, false, handApplied), "after migrate")
+
+	err = jwtstack.CheckSecretOwner(context.Background(), &cfg, self, true, ownedBy("organization/juwan-jwt-secret/local"))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "juwan-jwt-secret:secretName: Secret juwan/jwt-secret belongs to stack organization/juwan-jwt-secret/local")
 	assert.Contains(t, err.Error(), "fix: run this stack against another cluster or namespace")

@@ -85,7 +85,7 @@ func NewProgram(opts Options) pulumi.RunFunc {
 				}
 				get, getOwner = withDefaultGetters(get, getOwner, clusterGet, clusterOwner)
 			}
-			if err := CheckSecretOwner(ctx.Context(), &cfg, StackName(ctx), getOwner); err != nil {
+			if err := CheckSecretOwner(ctx.Context(), &cfg, StackName(ctx), deployed.Exists, getOwner); err != nil {
 				return err
 			}
 			warnings, err := CheckConsumers(ctx.Context(), &cfg, get)
@@ -194,14 +194,22 @@ func NewStack(ctx *pulumi.Context, cfg Config, deployed Deployed) (*Stack, error
 		value, _ := ctx.GetConfig(FullKey(KeyLegacyKey))
 		legacyKey = pulumi.ToSecret(pulumi.String(value)).(pulumi.StringOutput)
 	}
+	slotLengths := SlotLengths(deployed, cfg.KeyGeneration, cfg.KeyLength)
+	if current := slotLengths[components.CurrentSlot(cfg.KeyGeneration)]; current != cfg.KeyLength {
+		message := fmt.Sprintf("%s is %d, but the current key keeps its %d bytes: a new length applies to keys generated from now on, fully from the rotation after next",
+			FullKey(KeyKeyLength), cfg.KeyLength, current)
+		if err := ctx.Log.Warn(message, nil); err != nil {
+			return nil, fmt.Errorf("unable to log a warning: %w", err)
+		}
+	}
 	key, err := components.NewSigningKey(ctx, keyName, &components.SigningKeyArgs{
-		Namespace:  cfg.Namespace,
-		SecretName: cfg.SecretName,
-		KeyLength:  cfg.KeyLength,
-		Generation: cfg.KeyGeneration,
-		LegacyKey:  legacyKey,
-		Protect:    cfg.Protect,
-		OwnerStack: cfg.OwnerStack,
+		Namespace:   cfg.Namespace,
+		SecretName:  cfg.SecretName,
+		SlotLengths: slotLengths,
+		Generation:  cfg.KeyGeneration,
+		LegacyKey:   legacyKey,
+		Protect:     cfg.Protect,
+		OwnerStack:  cfg.OwnerStack,
 	}, providers)
 	if err != nil {
 		return nil, err
@@ -218,7 +226,7 @@ func NewStack(ctx *pulumi.Context, cfg Config, deployed Deployed) (*Stack, error
 		SecretName:      cfg.SecretName,
 		RoleName:        cfg.RoleName,
 		ServiceAccounts: serviceAccounts,
-	}, providers)
+	}, providers, pulumi.Protect(cfg.Protect))
 	if err != nil {
 		return nil, err
 	}
@@ -227,7 +235,6 @@ func NewStack(ctx *pulumi.Context, cfg Config, deployed Deployed) (*Stack, error
 	// The Deployments that read it. They start after the Secret and the
 	// RoleBindings exist, so new pods find both.
 	patched := pulumi.StringArray{}
-	bindings := pulumi.StringMap{}
 	for _, consumer := range cfg.Consumers {
 		args := &components.KeyConsumerArgs{
 			Namespace:      cfg.Namespace,
@@ -240,34 +247,35 @@ func NewStack(ctx *pulumi.Context, cfg Config, deployed Deployed) (*Stack, error
 			ForceConflicts: consumer.ForceConflicts,
 		}
 		if consumer.Env != nil {
-			args.Env = &components.EnvBinding{CurrentKeyVar: consumer.Env.Current, PreviousKeyVar: consumer.Env.Previous}
+			args.Env = &components.EnvBinding{CurrentKeyVar: consumer.Env.Current, PreviousKeyVar: consumer.Env.Previous, NextKeyVar: consumer.Env.Next}
 		}
 		if consumer.Mount != nil {
 			args.File = &components.FileBinding{MountPath: consumer.Mount.Path, Mode: consumer.Mount.FileMode, VolumeName: consumer.Mount.Volume}
 		}
-		args.DeployedBinding = deployed.Bindings[consumer.Deployment]
-		keyConsumer, err := components.NewKeyConsumer(ctx, consumerNamer+consumer.Deployment, args, providers)
+		// Protected consumers keep a production destroy from stripping the
+		// key from running Deployments before it fails at the Secret.
+		keyConsumer, err := components.NewKeyConsumer(ctx, consumerNamer+consumer.Deployment, args, providers, pulumi.Protect(cfg.Protect))
 		if err != nil {
 			return nil, err
 		}
 		stack.Consumers = append(stack.Consumers, keyConsumer)
 		patched = append(patched, pulumi.String(cfg.Namespace+"/"+consumer.Deployment))
-		bindings[consumer.Deployment] = keyConsumer.Binding
 	}
 
 	stack.Outputs = pulumi.Map{
 		"namespace":  pulumi.String(cfg.Namespace),
 		"secretName": key.SecretName,
 		"secretDataKeys": pulumi.ToStringArray([]string{
-			components.CurrentKeyDataKey, components.PreviousKeyDataKey, components.JWKSDataKey,
+			components.CurrentKeyDataKey, components.PreviousKeyDataKey, components.NextKeyDataKey, components.JWKSDataKey,
 		}),
+		// Read back by the next run, so a slot keeps its length until it
+		// is regenerated.
+		"keySlotLengths":     pulumi.ToIntArray(slotLengths[:]),
 		"keyGeneration":      key.Generation,
 		"roleName":           access.Role.Metadata.Name().Elem(),
 		"readers":            access.Readers,
 		"patchedDeployments": patched,
 		"fieldManager":       pulumi.String(components.FieldManager),
-		// Digests of each patch's lists, read back by the next run.
-		"consumerBindings": bindings,
 	}
 	return stack, nil
 }

@@ -110,7 +110,7 @@ func TestStackRegistersEveryResource(t *testing.T) {
 		"consumer-user-rpc", "consumer-user-rpc-patch",
 		"jwt-access", "jwt-access-binding-envoy-gateway", "jwt-access-binding-user-rpc",
 		"jwt-access-role", "jwt-access-sa-envoy-gateway", "jwt-access-sa-user-rpc",
-		"jwt-key", "jwt-key-secret", "jwt-key-slot-0", "jwt-key-slot-1",
+		"jwt-key", "jwt-key-secret", "jwt-key-slot-0", "jwt-key-slot-1", "jwt-key-slot-2",
 	}, run.engine.Names())
 
 	// Patches wait for the Secret and the RoleBindings.
@@ -135,16 +135,11 @@ func TestStackOutputsHoldNoKeyMaterial(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotContains(t, string(encoded), key)
 
-	bindings := values["consumerBindings"].(map[string]string)
-	assert.Len(t, bindings, 2)
-	for deployment, digest := range bindings {
-		assert.Regexp(t, `^[0-9a-f]{16}$`, digest, deployment)
-	}
-	delete(values, "consumerBindings")
 	assert.Equal(t, map[string]any{
 		"namespace":          "juwan",
 		"secretName":         "jwt-secret",
-		"secretDataKeys":     []string{"secret-key", "previous-secret-key", "jwks.json"},
+		"secretDataKeys":     []string{"secret-key", "previous-secret-key", "next-secret-key", "jwks.json"},
+		"keySlotLengths":     []int{64, 64, 64},
 		"keyGeneration":      3,
 		"roleName":           "jwt-secret-reader",
 		"readers":            []string{"system:serviceaccount:juwan:envoy-gateway", "system:serviceaccount:juwan:user-rpc"},
@@ -171,7 +166,9 @@ func TestStackAnnotationsHoldNoKeyMaterial(t *testing.T) {
 func TestStackProtectsKeyInProd(t *testing.T) {
 	run := runStack(t, "prod", map[string]string{"protect": "true", "maxKeyAgeDays": "90", "keyRotatedAt": "2026-12-01"})
 	require.NoError(t, run.err)
-	for _, name := range []string{"jwt-key-slot-0", "jwt-key-slot-1", "jwt-key-secret"} {
+	for _, name := range []string{"jwt-key-slot-0", "jwt-key-slot-1", "jwt-key-slot-2", "jwt-key-secret",
+		"jwt-access", "jwt-access-role", "jwt-access-sa-user-rpc", "jwt-access-binding-user-rpc",
+		"consumer-user-rpc", "consumer-user-rpc-patch", "consumer-envoy-gateway-patch"} {
 		r, _ := run.engine.Resource(name)
 		assert.True(t, r.Protect, "%s must be protected in prod", name)
 	}

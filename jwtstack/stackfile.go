@@ -40,10 +40,22 @@ func CheckStackFileKeys(path string) ([]string, error) {
 	}
 
 	var problems []string
-	prefix := Project + ":"
 	for fullKey := range stackFile.Config {
-		key, ok := strings.CutPrefix(fullKey, prefix)
-		if !ok || slices.Contains(KnownKeys, key) {
+		// Pulumi reads a key without a namespace as the project's.
+		namespace, key, found := strings.Cut(fullKey, ":")
+		if !found {
+			namespace, key = Project, fullKey
+		}
+		if namespace != Project {
+			// Another package's config, unless the namespace is a typo
+			// of the project's, which would silently drop the value.
+			if editDistance(namespace, Project) <= 2 {
+				problems = append(problems, fmt.Sprintf("%s: unknown config namespace %q in %s; fix: rename it to %s",
+					fullKey, namespace, filepath.Base(path), FullKey(key)))
+			}
+			continue
+		}
+		if slices.Contains(KnownKeys, key) {
 			continue
 		}
 		problem := fmt.Sprintf("%s: unknown config key in %s; fix: remove it", fullKey, filepath.Base(path))

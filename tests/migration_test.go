@@ -30,6 +30,14 @@ func TestMigration(t *testing.T) {
 	w := newWorkspace(t, "Pulumi.local.yaml")
 	d := w.open(t, "local", runbookNow)
 
+	t.Run("up without migrate is refused", func(t *testing.T) {
+		_, err := d.Preview(runContext(t))
+		require.Error(t, err, "a first up would replace the hand-applied key")
+		assert.Contains(t, err.Error(), "Secret juwan/jwt-secret already exists and was not created by this program")
+		assert.Contains(t, err.Error(), "jwtctl --stack local migrate")
+		assert.Equal(t, handAppliedKey, string(getSecret(t).Data["secret-key"]))
+	})
+
 	t.Run("migrate imports the live key", func(t *testing.T) {
 		migration, err := d.Migrate(ctx)
 		require.NoError(t, err)
@@ -71,7 +79,7 @@ func TestMigration(t *testing.T) {
 			jwksKeys = append(jwksKeys, string(raw))
 			kids = append(kids, k.KeyID)
 		}
-		assert.Equal(t, []string{"1", "legacy"}, kids)
+		assert.Equal(t, []string{"1", "2", "legacy"}, kids)
 		assert.True(t, verifyHS256(t, oldToken, jwksKeys), "Envoy's JWKS must verify a token signed before the migration")
 		assert.False(t, verifyHS256(t, signHS256(t, "some-other-key-0123456789-0123456789", `{}`), jwksKeys), "the check can fail")
 

@@ -43,7 +43,7 @@ func TestRunbook(t *testing.T) {
 
 	w := newWorkspace(t, "Pulumi.local.yaml")
 	d := w.open(t, driver.LocalStack, runbookNow)
-	var keys struct{ first, second string }
+	var keys struct{ first, second, third string }
 
 	t.Run("up patches fresh Deployments", func(t *testing.T) {
 		started := time.Now()
@@ -61,6 +61,8 @@ func TestRunbook(t *testing.T) {
 			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "jwt-secret"}, Key: "secret-key"}}})
 		assert.Contains(t, container.Env, corev1.EnvVar{Name: "JWT_PREVIOUS_SECRET_KEY", ValueFrom: &corev1.EnvVarSource{
 			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "jwt-secret"}, Key: "previous-secret-key"}}})
+		assert.Contains(t, container.Env, corev1.EnvVar{Name: "JWT_NEXT_SECRET_KEY", ValueFrom: &corev1.EnvVarSource{
+			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "jwt-secret"}, Key: "next-secret-key"}}})
 
 		envoy := getDeployment(t, "envoy-gateway")
 		envoySpec := envoy.Spec.Template.Spec
@@ -127,6 +129,8 @@ func TestRunbook(t *testing.T) {
 
 	t.Run("rotation keeps the old key and rolls every consumer", func(t *testing.T) {
 		secretBefore := getSecret(t)
+		nextBefore := string(secretBefore.Data["next-secret-key"])
+		require.Len(t, nextBefore, 64)
 		replicaSetsBefore := map[string]string{
 			"user-rpc":      currentReplicaSet(t, "user-rpc"),
 			"envoy-gateway": currentReplicaSet(t, "envoy-gateway"),
@@ -143,20 +147,39 @@ func TestRunbook(t *testing.T) {
 		keys.second = string(secret.Data["secret-key"])
 		assert.NotEqual(t, keys.first, keys.second)
 		assert.Equal(t, keys.first, string(secret.Data["previous-secret-key"]), "the old current key is now the previous key")
+		assert.Equal(t, nextBefore, keys.second,
+			"the new current key was the next key, so pods that have not restarted yet accept tokens from pods that have")
+		keys.third = string(secret.Data["next-secret-key"])
+		assert.NotContains(t, []string{keys.first, keys.second}, keys.third)
 
 		var set components.JSONWebKeySet
 		require.NoError(t, json.Unmarshal(secret.Data["jwks.json"], &set))
-		require.Len(t, set.Keys, 2)
+		require.Len(t, set.Keys, 3)
 		assert.Equal(t, "2", set.Keys[0].KeyID)
 		assert.Equal(t, base64.RawURLEncoding.EncodeToString([]byte(keys.second)), set.Keys[0].Key)
-		assert.Equal(t, "1", set.Keys[1].KeyID)
-		assert.Equal(t, base64.RawURLEncoding.EncodeToString([]byte(keys.first)), set.Keys[1].Key)
+		assert.Equal(t, "3", set.Keys[1].KeyID)
+		assert.Equal(t, base64.RawURLEncoding.EncodeToString([]byte(keys.third)), set.Keys[1].Key)
+		assert.Equal(t, "1", set.Keys[2].KeyID)
+		assert.Equal(t, base64.RawURLEncoding.EncodeToString([]byte(keys.first)), set.Keys[2].Key)
 
 		for name, oldReplicaSet := range replicaSetsBefore {
 			deployment := waitRolledOut(t, name)
 			assert.Equal(t, "2", deployment.Spec.Template.Annotations[components.GenerationAnnotation], name)
 			assert.NotEqual(t, oldReplicaSet, currentReplicaSet(t, name), "%s must roll a new ReplicaSet", name)
 		}
+	})
+
+	t.Run("a generation jump or step back fails preview", func(t *testing.T) {
+		before := clusterSnapshot(t)
+		for _, generation := range []string{"4", "1"} {
+			require.NoError(t, d.Stack.SetConfig(ctx, "juwan-jwt-secret:keyGeneration", auto.ConfigValue{Value: generation}))
+			_, err := d.Preview(runContext(t))
+			require.Error(t, err, "generation %s", generation)
+			assert.Contains(t, err.Error(), `juwan-jwt-secret:keyGeneration: invalid value "`+generation+`": the last deployment is at generation 2`)
+			assert.Contains(t, err.Error(), "fix: pulumi config set juwan-jwt-secret:keyGeneration 3 --stack local")
+		}
+		require.NoError(t, d.Stack.SetConfig(ctx, "juwan-jwt-secret:keyGeneration", auto.ConfigValue{Value: "2"}))
+		assert.Equal(t, before, clusterSnapshot(t), "a rejected preview changes nothing")
 	})
 
 	t.Run("audit log records the ServiceAccount's get", func(t *testing.T) {
@@ -178,8 +201,8 @@ func TestRunbook(t *testing.T) {
 	})
 
 	t.Run("the key appears nowhere in plaintext", func(t *testing.T) {
-		require.NotEmpty(t, keys.second)
-		secrets := []string{keys.first, keys.second}
+		require.NotEmpty(t, keys.third)
+		secrets := []string{keys.first, keys.second, keys.third}
 
 		outputs, err := d.Outputs(ctx)
 		require.NoError(t, err)
