@@ -1,6 +1,8 @@
 package components
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strconv"
 
@@ -23,6 +25,10 @@ const GenerationAnnotation = "jwt.juwan.io/key-generation"
 // patchFieldManagerAnnotation names the field manager the Kubernetes
 // provider applies a patch with. Without it each patch gets a random one.
 const patchFieldManagerAnnotation = "pulumi.com/patchFieldManager"
+
+// DriftRepairAnnotation marks a patch applied again to restore fields
+// changed by hand. Its value is a digest of the drift found.
+const DriftRepairAnnotation = "jwt.juwan.io/drift-repair"
 
 // patchForceAnnotation makes the provider take over fields that another
 // field manager owns instead of failing with a conflict.
@@ -70,6 +76,10 @@ type KeyConsumerArgs struct {
 	// a serviceAccountName from `kubectl edit`. Off, a conflict fails the
 	// patch and names the field and the manager.
 	ForceConflicts bool
+	// Drift, when not empty, describes fields changed by hand that this
+	// run restores. It goes into an annotation of the patch, so the inputs
+	// change and the engine applies the patch again.
+	Drift string
 }
 
 // KeyConsumer is a Deployment that reads the signing key, patched by
@@ -146,6 +156,10 @@ func NewKeyConsumer(ctx *pulumi.Context, name string, args *KeyConsumerArgs, opt
 	annotations := pulumi.StringMap{patchFieldManagerAnnotation: pulumi.String(FieldManager)}
 	if args.ForceConflicts {
 		annotations[patchForceAnnotation] = pulumi.String("true")
+	}
+	if args.Drift != "" {
+		sum := sha256.Sum256([]byte(args.Drift))
+		annotations[DriftRepairAnnotation] = pulumi.String(hex.EncodeToString(sum[:8]))
 	}
 	patch, err := appsv1.NewDeploymentPatch(ctx, name+"-patch", &appsv1.DeploymentPatchArgs{
 		Metadata: &metav1.ObjectMetaPatchArgs{

@@ -89,6 +89,10 @@ type Consumer struct {
 	// ForceConflicts takes over the patched fields from any other field
 	// manager instead of failing on a conflict.
 	ForceConflicts bool `json:"forceConflicts,omitempty"`
+
+	// Drift describes fields of the live Deployment that someone changed
+	// by hand, found before the run. It is not config.
+	Drift string `json:"-"`
 }
 
 // EnvConsumer names the env vars that receive the keys.

@@ -2,6 +2,7 @@ package jwtstack
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/juwan/jwt-secret/components"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -87,6 +89,19 @@ func CheckConsumers(ctx context.Context, cfg *Config, get DeploymentGetter) ([]s
 		if !slices.Contains(containers, consumer.Container) {
 			problems = append(problems, fmt.Sprintf("%s.container: Deployment %s/%s has no container %q; fix: use one of its containers: %s",
 				field, cfg.Namespace, consumer.Deployment, consumer.Container, strings.Join(containers, ", ")))
+			continue
+		}
+
+		// Fields the patch sets that someone changed by hand.
+		drift := Drift(cfg.SecretName, consumer, deployment)
+		switch {
+		case len(drift) > 0 && consumer.ForceConflicts:
+			consumer.Drift = strings.Join(drift, "; ")
+			warnings = append(warnings, fmt.Sprintf("Deployment %s/%s was changed outside this program (%s); up restores it because forceConflicts is set",
+				cfg.Namespace, consumer.Deployment, consumer.Drift))
+		case len(drift) > 0:
+			problems = append(problems, fmt.Sprintf("%s: Deployment %s/%s was changed outside this program: %s; fix: undo the change, or set forceConflicts: true on the consumer and run up to restore it",
+				field, cfg.Namespace, consumer.Deployment, strings.Join(drift, "; ")))
 			continue
 		}
 		kept = append(kept, consumer)
@@ -178,4 +193,106 @@ func expandHome(path string) string {
 // shortStackName returns the last part of a fully qualified stack name.
 func shortStackName(stack string) string {
 	return stack[strings.LastIndex(stack, "/")+1:]
+}
+
+// Drift returns a description of each field the consumer's patch sets that
+// the live Deployment holds with another value. A field that is absent is
+// no drift: the patch has not been applied yet, and applying it adds it.
+func Drift(secretName string, consumer Consumer, deployment *appsv1.Deployment) []string {
+	var drift []string
+	spec := deployment.Spec.Template.Spec
+	var container *corev1.Container
+	for i := range spec.Containers {
+		if spec.Containers[i].Name == consumer.Container {
+			container = &spec.Containers[i]
+		}
+	}
+	if container == nil {
+		return nil
+	}
+
+	if consumer.Env != nil {
+		expected := map[string]string{consumer.Env.Current: components.CurrentKeyDataKey}
+		if consumer.Env.Previous != "" {
+			expected[consumer.Env.Previous] = components.PreviousKeyDataKey
+		}
+		if consumer.Env.Next != "" {
+			expected[consumer.Env.Next] = components.NextKeyDataKey
+		}
+		for _, env := range container.Env {
+			key, ours := expected[env.Name]
+			if !ours {
+				continue
+			}
+			ref := env.ValueFrom
+			if env.Value != "" || ref == nil || ref.SecretKeyRef == nil || ref.SecretKeyRef.Name != secretName || ref.SecretKeyRef.Key != key {
+				drift = append(drift, fmt.Sprintf("env %s of container %s no longer reads %s/%s%s", env.Name, container.Name, secretName, key,
+					setBy(deployment, "f:spec", "f:template", "f:spec", "f:containers", nameKey(container.Name), "f:env", nameKey(env.Name))))
+			}
+		}
+	}
+
+	if consumer.Mount != nil {
+		for _, volume := range spec.Volumes {
+			if volume.Name != consumer.Mount.Volume {
+				continue
+			}
+			if volume.Secret == nil || volume.Secret.SecretName != secretName ||
+				volume.Secret.DefaultMode == nil || int(*volume.Secret.DefaultMode) != consumer.Mount.FileMode {
+				drift = append(drift, fmt.Sprintf("volume %s is no longer Secret %s with mode %s%s", volume.Name, secretName, consumer.Mount.Mode,
+					setBy(deployment, "f:spec", "f:template", "f:spec", "f:volumes", nameKey(volume.Name))))
+			}
+		}
+		for _, mount := range container.VolumeMounts {
+			if mount.MountPath != consumer.Mount.Path {
+				continue
+			}
+			if mount.Name != consumer.Mount.Volume || !mount.ReadOnly || mount.SubPath != "" {
+				drift = append(drift, fmt.Sprintf("mount %s of container %s is no longer volume %s, read-only, without subPath", mount.MountPath, container.Name, consumer.Mount.Volume))
+			}
+		}
+	}
+
+	if name := spec.ServiceAccountName; name != "" && name != "default" && name != consumer.ServiceAccount {
+		drift = append(drift, fmt.Sprintf("serviceAccountName is %s instead of %s%s", name, consumer.ServiceAccount,
+			setBy(deployment, "f:spec", "f:template", "f:spec", "f:serviceAccountName")))
+	}
+	return drift
+}
+
+// setBy returns " (set by field manager X)" for the managers other than
+// this program's whose managed fields contain path, or "".
+func setBy(deployment *appsv1.Deployment, path ...string) string {
+	var managers []string
+	for _, entry := range deployment.ManagedFields {
+		if entry.FieldsV1 == nil || entry.Manager == components.FieldManager {
+			continue
+		}
+		var fields map[string]any
+		if json.Unmarshal(entry.FieldsV1.Raw, &fields) != nil {
+			continue
+		}
+		found := true
+		for _, part := range path {
+			next, ok := fields[part].(map[string]any)
+			if !ok {
+				found = false
+				break
+			}
+			fields = next
+		}
+		if found && !slices.Contains(managers, entry.Manager) {
+			managers = append(managers, entry.Manager)
+		}
+	}
+	if len(managers) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (set by field manager %s)", strings.Join(managers, ", "))
+}
+
+// nameKey returns the managed-fields key of a list item keyed by name.
+func nameKey(name string) string {
+	encoded, _ := json.Marshal(map[string]string{"name": name})
+	return "k:" + string(encoded)
 }

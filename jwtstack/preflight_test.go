@@ -13,6 +13,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
@@ -155,4 +156,69 @@ func TestProgramRecordsOwnerStack(t *testing.T) {
 	require.True(t, ok)
 	annotations := secret.Inputs["metadata"].ObjectValue()["annotations"].ObjectValue()
 	assert.Equal(t, "organization/juwan-jwt-secret/dev", annotations["jwt.juwan.io/owner-stack"].StringValue())
+}
+
+func TestDriftFindsHandEdits(t *testing.T) {
+	consumers := jwtstack.DefaultConsumers()
+	mode := int32(0o400)
+	patched := func() *appsv1.Deployment {
+		d := &appsv1.Deployment{}
+		d.Spec.Template.Spec.ServiceAccountName = "user-rpc"
+		d.Spec.Template.Spec.Containers = []corev1.Container{{
+			Name: "user-rpc",
+			Env: []corev1.EnvVar{
+				{Name: "LOG_LEVEL", Value: "info"},
+				{Name: "JWT_SECRET_KEY", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+					LocalObjectReference: corev1.LocalObjectReference{Name: "jwt-secret"}, Key: "secret-key"}}},
+				{Name: "JWT_PREVIOUS_SECRET_KEY", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+					LocalObjectReference: corev1.LocalObjectReference{Name: "jwt-secret"}, Key: "previous-secret-key"}}},
+			},
+		}}
+		return d
+	}
+
+	assert.Empty(t, jwtstack.Drift("jwt-secret", consumers[0], patched()), "the patched state is no drift")
+	assert.Empty(t, jwtstack.Drift("jwt-secret", consumers[0], &appsv1.Deployment{}), "an unpatched Deployment is no drift")
+
+	edited := patched()
+	edited.Spec.Template.Spec.Containers[0].Env[2].ValueFrom.SecretKeyRef.Key = "secret-key"
+	edited.ManagedFields = []metav1.ManagedFieldsEntry{{
+		Manager:  "kubectl-edit",
+		FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:template":{"f:spec":{"f:containers":{"k:{\"name\":\"user-rpc\"}":{"f:env":{"k:{\"name\":\"JWT_PREVIOUS_SECRET_KEY\"}":{".":{}}}}}}}}}`)},
+	}}
+	assert.Equal(t, []string{"env JWT_PREVIOUS_SECRET_KEY of container user-rpc no longer reads jwt-secret/previous-secret-key (set by field manager kubectl-edit)"},
+		jwtstack.Drift("jwt-secret", consumers[0], edited))
+
+	otherAccount := patched()
+	otherAccount.Spec.Template.Spec.ServiceAccountName = "legacy-reader"
+	assert.Equal(t, []string{"serviceAccountName is legacy-reader instead of user-rpc"}, jwtstack.Drift("jwt-secret", consumers[0], otherAccount))
+
+	envoy := &appsv1.Deployment{}
+	envoy.Spec.Template.Spec.Containers = []corev1.Container{{Name: "envoy", VolumeMounts: []corev1.VolumeMount{{Name: "jwt-secret", MountPath: "/etc/jwt"}}}}
+	envoy.Spec.Template.Spec.Volumes = []corev1.Volume{{Name: "jwt-secret", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "jwt-secret", DefaultMode: &mode}}}}
+	assert.Equal(t, []string{"mount /etc/jwt of container envoy is no longer volume jwt-secret, read-only, without subPath"},
+		jwtstack.Drift("jwt-secret", consumers[1], envoy), "a mount made writable is drift")
+}
+
+func TestCheckConsumersDrift(t *testing.T) {
+	edited := func(context.Context, string, string) (*appsv1.Deployment, error) {
+		d := &appsv1.Deployment{}
+		d.Spec.Template.Spec.ServiceAccountName = "legacy-reader"
+		d.Spec.Template.Spec.Containers = []corev1.Container{{Name: "user-rpc"}, {Name: "envoy"}}
+		return d, nil
+	}
+	cfg, _, err := parse(t, "dev", nil)
+	require.NoError(t, err)
+	_, err = jwtstack.CheckConsumers(context.Background(), &cfg, edited)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "Deployment juwan/user-rpc was changed outside this program: serviceAccountName is legacy-reader instead of user-rpc")
+	assert.Contains(t, err.Error(), "set forceConflicts: true")
+
+	cfg, _, err = parse(t, "dev", map[string]string{"consumers": `[{"deployment":"user-rpc","container":"user-rpc","env":{"current":"K"},"forceConflicts":true}]`})
+	require.NoError(t, err)
+	warnings, err := jwtstack.CheckConsumers(context.Background(), &cfg, edited)
+	require.NoError(t, err)
+	require.Len(t, warnings, 1)
+	assert.Contains(t, warnings[0], "up restores it because forceConflicts is set")
+	assert.NotEmpty(t, cfg.Consumers[0].Drift, "the drift reaches the patch, which is then applied again")
 }

@@ -245,6 +245,7 @@ func NewStack(ctx *pulumi.Context, cfg Config, deployed Deployed) (*Stack, error
 			Generation:     cfg.KeyGeneration,
 			DependsOn:      []pulumi.Resource{key, access},
 			ForceConflicts: consumer.ForceConflicts,
+			Drift:          consumer.Drift,
 		}
 		if consumer.Env != nil {
 			args.Env = &components.EnvBinding{CurrentKeyVar: consumer.Env.Current, PreviousKeyVar: consumer.Env.Previous, NextKeyVar: consumer.Env.Next}

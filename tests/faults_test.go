@@ -293,5 +293,12 @@ func TestFieldManagerConflict(t *testing.T) {
 	assert.Contains(t, message, "serviceAccountName", "the error names the field")
 	assert.Equal(t, "legacy-reader", getDeployment(t, "user-rpc").Spec.Template.Spec.ServiceAccountName, "no silent force")
 
+	// With forceConflicts the patch takes the field over.
+	w.writeStackFile(t, "local", `juwan-jwt-secret:consumers: [{"deployment":"user-rpc","container":"user-rpc","env":{"current":"JWT_SECRET_KEY"},"forceConflicts":true}]`)
+	_, err = d.Up(runContext(t))
+	require.NoError(t, err)
+	assert.Equal(t, "user-rpc", getDeployment(t, "user-rpc").Spec.Template.Spec.ServiceAccountName)
+	assert.Contains(t, w.output.String(), "up restores it because forceConflicts is set")
+
 	require.NoError(t, d.Destroy(runContext(t)))
 }

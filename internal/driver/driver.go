@@ -117,6 +117,14 @@ func Open(ctx context.Context, opts Options) (*Driver, error) {
 		// The Automation API puts the CLI's folder on PATH, and the engine
 		// would prefer plugins found there to the installed ones.
 		"PULUMI_IGNORE_AMBIENT_PLUGINS": "true",
+		// The Kubernetes provider (v4.25.0) diffs a patch's lists by
+		// position against the whole live list, so env vars, mounts and
+		// volumes appended after the Deployment's own always look changed.
+		// With legacy diffs the engine asks the provider only when the
+		// program's inputs changed. NOTE: drift made by hand in the cluster
+		// is then not shown by a preview; the consumer check reports drift
+		// in the fields the patches set.
+		"PULUMI_ENABLE_LEGACY_DIFF": "true",
 		"PULUMI_BACKEND_URL":            withDefault(os.Getenv("PULUMI_BACKEND_URL"), "file://"+backendDir),
 	}
 	if opts.Kubeconfig != "" {
