@@ -198,9 +198,10 @@ func ParseConfig(source Source, stack string, now time.Time) (Config, []string, 
 }
 
 // IsProductionStack reports whether a stack holds production keys, by the
-// stack naming convention: prod, production or prod-<suffix>.
+// stack naming convention: prod, production, prod-<suffix> or
+// production-<suffix>.
 func IsProductionStack(stack string) bool {
-	return stack == "prod" || stack == "production" || strings.HasPrefix(stack, "prod-")
+	return stack == "prod" || stack == "production" || strings.HasPrefix(stack, "prod-") || strings.HasPrefix(stack, "production-")
 }
 
 var (
@@ -306,8 +307,45 @@ func (p *parser) consumers() []Consumer {
 	return consumers
 }
 
+// consumerFields are the exact field names of a consumer and of its env and
+// mount objects. encoding/json matches names without regard to case, so
+// they are checked before decoding.
+var consumerFields = map[string][]string{
+	"":      {"deployment", "container", "serviceAccount", "optional", "forceConflicts", "env", "mount"},
+	"env":   {"current", "previous", "next"},
+	"mount": {"path", "mode", "volume"},
+}
+
+// checkFieldNames rejects a field whose name differs from a known one only
+// in case, such as Deployment for deployment.
+func checkFieldNames(item json.RawMessage) error {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(item, &fields) != nil {
+		return nil
+	}
+	for parent, known := range consumerFields {
+		object := fields
+		if parent != "" {
+			if json.Unmarshal(fields[parent], &object) != nil {
+				continue
+			}
+		}
+		for name := range object {
+			for _, want := range known {
+				if name != want && strings.EqualFold(name, want) {
+					return fmt.Errorf("unknown field %q; did you mean %q? Field names are case-sensitive", name, want)
+				}
+			}
+		}
+	}
+	return nil
+}
+
 // decodeConsumer decodes one consumer strictly and fills its defaults.
 func decodeConsumer(item json.RawMessage) (Consumer, error) {
+	if err := checkFieldNames(item); err != nil {
+		return Consumer{}, err
+	}
 	var consumer Consumer
 	decoder := json.NewDecoder(bytes.NewReader(item))
 	decoder.DisallowUnknownFields()

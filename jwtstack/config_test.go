@@ -119,6 +119,10 @@ func TestParseConfigRejects(t *testing.T) {
 			[]string{`consumers[0].serviceAccount: invalid value "-sa"`}},
 		{"consumer unknown field", "dev", map[string]string{"consumers": `[{"deployment":"x","container":"x","env":{"current":"K"},"namespace":"y"}]`},
 			[]string{"consumers[0]", `unknown field "namespace"`, "known fields are deployment"}},
+		{"consumer field in wrong case", "dev", map[string]string{"consumers": `[{"Deployment":"x","container":"x","env":{"current":"K"}}]`},
+			[]string{`unknown field "Deployment"; did you mean "deployment"?`}},
+		{"env field in wrong case", "dev", map[string]string{"consumers": `[{"deployment":"x","container":"x","env":{"Current":"K"}}]`},
+			[]string{`unknown field "Current"; did you mean "current"?`}},
 		{"consumer unknown mount field", "dev", map[string]string{"consumers": `[{"deployment":"x","container":"x","mount":{"path":"/k","subPath":"a"}}]`},
 			[]string{`unknown field "subPath"`}},
 		{"consumer duplicate", "dev", map[string]string{"consumers": "[" + valid + "," + valid + "]"},
@@ -180,6 +184,9 @@ func TestParseConfigFreshKeyPassesProd(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, warnings)
 	assert.True(t, cfg.Production)
+	assert.True(t, jwtstack.IsProductionStack("production-eu"))
+	assert.True(t, jwtstack.IsProductionStack("prod-eu"))
+	assert.False(t, jwtstack.IsProductionStack("product-demo"))
 	assert.True(t, cfg.Protect)
 	assert.Equal(t, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), cfg.KeyRotatedAt)
 }

@@ -125,7 +125,7 @@ func Open(ctx context.Context, opts Options) (*Driver, error) {
 		// is then not shown by a preview; the consumer check reports drift
 		// in the fields the patches set.
 		"PULUMI_ENABLE_LEGACY_DIFF": "true",
-		"PULUMI_BACKEND_URL":            withDefault(os.Getenv("PULUMI_BACKEND_URL"), "file://"+backendDir),
+		"PULUMI_BACKEND_URL":        withDefault(os.Getenv("PULUMI_BACKEND_URL"), "file://"+backendDir),
 	}
 	if opts.Kubeconfig != "" {
 		env["KUBECONFIG"] = opts.Kubeconfig

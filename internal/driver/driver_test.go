@@ -2,6 +2,7 @@ package driver
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -103,4 +104,24 @@ func TestRealRandomPluginIgnoresStandIn(t *testing.T) {
 
 	require.NoError(t, os.WriteFile(installed, []byte("real provider"), 0o700))
 	assert.Equal(t, installed, findRealRandomPlugin(t.TempDir(), standIn))
+}
+
+func TestCheckLockStale(t *testing.T) {
+	hostname, err := os.Hostname()
+	require.NoError(t, err)
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(path, []byte(content), 0o600))
+		return path
+	}
+
+	active := write("active.json", fmt.Sprintf(`{"pid":%d,"hostname":%q}`, os.Getpid(), hostname))
+	err = checkLockStale(active)
+	require.Error(t, err, "the lock of a live process must not be removed")
+	assert.Contains(t, err.Error(), "is still active")
+
+	assert.NoError(t, checkLockStale(write("gone.json", fmt.Sprintf(`{"pid":%d,"hostname":%q}`, 1<<22+1, hostname))), "a killed run's lock is stale")
+	assert.NoError(t, checkLockStale(write("elsewhere.json", `{"pid":1,"hostname":"another-machine"}`)))
+	assert.NoError(t, checkLockStale(write("lock.attrs", `not json`)))
 }

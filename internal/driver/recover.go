@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/juwan/jwt-secret/jwtstack"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
@@ -32,6 +33,35 @@ func PlainOutputs(outputs auto.OutputMap) map[string]any {
 		}
 	}
 	return plain
+}
+
+// checkLockStale fails when the lock file at path belongs to a run whose
+// process still exists on this machine, because removing its lock would
+// let two runs change the stack at once. A lock from another machine
+// cannot be checked from here and counts as stale.
+func checkLockStale(path string) error {
+	if !strings.HasSuffix(path, ".json") {
+		return nil
+	}
+	content, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("unable to read lock %s: %w", path, err)
+	}
+	var lock struct {
+		Pid      int    `json:"pid"`
+		Hostname string `json:"hostname"`
+	}
+	if json.Unmarshal(content, &lock) != nil || lock.Pid <= 0 {
+		return nil
+	}
+	hostname, err := os.Hostname()
+	if err != nil || hostname != lock.Hostname {
+		return nil
+	}
+	if syscall.Kill(lock.Pid, 0) == nil {
+		return fmt.Errorf("unable to recover: the run holding lock %s (pid %d) is still active; wait for it to finish or stop it, then run recover again", path, lock.Pid)
+	}
+	return nil
 }
 
 // importState replaces the stack's state with state.
@@ -89,6 +119,12 @@ func (d *Driver) recover(ctx context.Context) (*Recovery, error) {
 		entries, err := os.ReadDir(locks)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("unable to read the stack locks in %s: %w", locks, err)
+		}
+		for _, entry := range entries {
+			path := filepath.Join(locks, entry.Name())
+			if err := checkLockStale(path); err != nil {
+				return nil, err
+			}
 		}
 		for _, entry := range entries {
 			path := filepath.Join(locks, entry.Name())
