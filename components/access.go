@@ -18,6 +18,9 @@ type KeyAccessArgs struct {
 	// ServiceAccounts are the names of the ServiceAccounts that may read the
 	// Secret. Each is created in Namespace and bound to the Role.
 	ServiceAccounts []string
+	// OwnerStack is the fully qualified name of the stack, recorded in each
+	// object's OwnerStackAnnotation.
+	OwnerStack string
 }
 
 // KeyAccess is who may read the signing key: one ServiceAccount per reader,
@@ -68,7 +71,7 @@ func NewKeyAccess(ctx *pulumi.Context, name string, args *KeyAccessArgs, opts ..
 		Metadata: &metav1.ObjectMetaArgs{
 			Name:        pulumi.String(args.RoleName),
 			Namespace:   pulumi.String(args.Namespace),
-			Annotations: ownedAnnotations(),
+			Annotations: ownedAnnotations(args.OwnerStack),
 		},
 		Rules: rbacv1.PolicyRuleArray{
 			&rbacv1.PolicyRuleArgs{
@@ -91,7 +94,7 @@ func NewKeyAccess(ctx *pulumi.Context, name string, args *KeyAccessArgs, opts ..
 			Metadata: &metav1.ObjectMetaArgs{
 				Name:        pulumi.String(serviceAccountName),
 				Namespace:   pulumi.String(args.Namespace),
-				Annotations: ownedAnnotations(),
+				Annotations: ownedAnnotations(args.OwnerStack),
 			},
 		}, pulumi.Parent(access))
 		if err != nil {
@@ -105,7 +108,7 @@ func NewKeyAccess(ctx *pulumi.Context, name string, args *KeyAccessArgs, opts ..
 			Metadata: &metav1.ObjectMetaArgs{
 				Name:        pulumi.String(bindingName),
 				Namespace:   pulumi.String(args.Namespace),
-				Annotations: ownedAnnotations(),
+				Annotations: ownedAnnotations(args.OwnerStack),
 			},
 			RoleRef: &rbacv1.RoleRefArgs{
 				ApiGroup: pulumi.String("rbac.authorization.k8s.io"),

@@ -76,6 +76,9 @@ type KeyConsumerArgs struct {
 	// a serviceAccountName from `kubectl edit`. Off, a conflict fails the
 	// patch and names the field and the manager.
 	ForceConflicts bool
+	// OwnerStack is the fully qualified name of the stack, recorded in the
+	// Deployment's OwnerStackAnnotation.
+	OwnerStack string
 	// Drift, when not empty, describes fields changed by hand that this
 	// run restores. It goes into an annotation of the patch, so the inputs
 	// change and the engine applies the patch again.
@@ -154,6 +157,9 @@ func NewKeyConsumer(ctx *pulumi.Context, name string, args *KeyConsumerArgs, opt
 
 	// Apply the patch with the project's field manager.
 	annotations := pulumi.StringMap{patchFieldManagerAnnotation: pulumi.String(FieldManager)}
+	if args.OwnerStack != "" {
+		annotations[OwnerStackAnnotation] = pulumi.String(args.OwnerStack)
+	}
 	if args.ForceConflicts {
 		annotations[patchForceAnnotation] = pulumi.String("true")
 	}

@@ -137,7 +137,7 @@ func NewSigningKey(ctx *pulumi.Context, name string, args *SigningKeyArgs, opts 
 		Metadata: &metav1.ObjectMetaArgs{
 			Name:        pulumi.String(args.SecretName),
 			Namespace:   pulumi.String(args.Namespace),
-			Annotations: secretAnnotations(args.OwnerStack),
+			Annotations: ownedAnnotations(args.OwnerStack),
 			Labels: pulumi.StringMap{
 				"app.kubernetes.io/managed-by": pulumi.String("pulumi"),
 				"app.kubernetes.io/part-of":    pulumi.String("juwan"),
@@ -165,14 +165,4 @@ func NewSigningKey(ctx *pulumi.Context, name string, args *SigningKeyArgs, opts 
 		return nil, fmt.Errorf("unable to register outputs of signing key %q: %w", name, err)
 	}
 	return key, nil
-}
-
-// secretAnnotations returns the Secret's annotations: the owned object's
-// and the owner stack. Neither carries key material.
-func secretAnnotations(ownerStack string) pulumi.StringMap {
-	annotations := ownedAnnotations()
-	if ownerStack != "" {
-		annotations[OwnerStackAnnotation] = pulumi.String(ownerStack)
-	}
-	return annotations
 }

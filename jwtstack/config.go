@@ -471,7 +471,7 @@ func (p *parser) legacyKey(cfg *Config) {
 	if !ok || value == "" {
 		return
 	}
-	fix := fmt.Sprintf("pulumi config set --secret %s <key>", FullKey(KeyLegacyKey))
+	fix := fmt.Sprintf("go run ./cmd/jwtctl --stack %s migrate, or pulumi config set --secret %s --stack %s < file-with-the-key", p.stack, FullKey(KeyLegacyKey), p.stack)
 	switch {
 	case !p.source.IsConfigSecret(FullKey(KeyLegacyKey)):
 		p.problems = append(p.problems, fmt.Sprintf("%s: the value is stored in plaintext in the stack file; fix: remove it and set it again as a secret with: %s", FullKey(KeyLegacyKey), fix))

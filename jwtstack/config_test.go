@@ -205,7 +205,7 @@ func TestParseConfigLegacyKey(t *testing.T) {
 	_, _, err := jwtstack.ParseConfig(mapSource{values: full(map[string]string{"legacyKey": key})}, "dev", today)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "stored in plaintext")
-	assert.Contains(t, err.Error(), "pulumi config set --secret juwan-jwt-secret:legacyKey")
+	assert.Contains(t, err.Error(), "pulumi config set --secret juwan-jwt-secret:legacyKey --stack dev < file-with-the-key")
 	assert.NotContains(t, err.Error(), key)
 
 	secretKeys := []string{jwtstack.FullKey("legacyKey")}

@@ -32,7 +32,7 @@ func runWithDeployed(t *testing.T, deployed any, configured string) (*mocks.Engi
 	if deployed != nil {
 		engine.StackOutputs = map[string]any{"keyGeneration": deployed, "secretName": "jwt-secret", "keySlotLengths": []any{48, 48, 48}}
 	}
-	program := jwtstack.NewProgram(jwtstack.Options{Now: func() time.Time { return today }, GetDeployment: fakeCluster(backend), GetSecretOwner: noOwner})
+	program := jwtstack.NewProgram(jwtstack.Options{Now: func() time.Time { return today }, GetDeployment: fakeCluster(backend), GetOwner: noOwner})
 	return mocks.RunOn(t, engine, jwtstack.Project, "dev", map[string]string{jwtstack.FullKey("keyGeneration"): configured}, nil, program)
 }
 
@@ -74,7 +74,7 @@ func TestSlotLengthsChangeOnlyWithGeneration(t *testing.T) {
 func TestProgramKeepsLiveKeyLength(t *testing.T) {
 	engine := mocks.New()
 	engine.StackOutputs = map[string]any{"keyGeneration": 2, "keySlotLengths": []any{48, 48, 48}}
-	program := jwtstack.NewProgram(jwtstack.Options{Now: func() time.Time { return today }, GetDeployment: fakeCluster(backend), GetSecretOwner: noOwner})
+	program := jwtstack.NewProgram(jwtstack.Options{Now: func() time.Time { return today }, GetDeployment: fakeCluster(backend), GetOwner: noOwner})
 	_, err := mocks.RunOn(t, engine, jwtstack.Project, "dev", map[string]string{
 		jwtstack.FullKey("keyGeneration"): "2", jwtstack.FullKey("keyLength"): "96",
 	}, nil, program)

@@ -23,33 +23,51 @@ import (
 // apierrors.IsNotFound is true when the Deployment does not exist.
 type DeploymentGetter func(ctx context.Context, namespace, name string) (*appsv1.Deployment, error)
 
-// SecretOwnerGetter reports whether a Secret exists and returns the stack
-// recorded in its OwnerStackAnnotation, "" if it has none.
-type SecretOwnerGetter func(ctx context.Context, namespace, name string) (owner string, exists bool, err error)
+// OwnerGetter reports whether an object of kind (Secret, ServiceAccount,
+// Role, RoleBinding or Deployment) exists and returns the stack recorded in
+// its OwnerStackAnnotation, "" if it has none.
+type OwnerGetter func(ctx context.Context, kind, namespace, name string) (owner string, exists bool, err error)
 
-// CheckSecretOwner fails when the Secret belongs to another stack of this
-// project, for example dev's config run on the local cluster, because two
-// stacks that share one Secret overwrite each other's key. It also fails
-// when a first deployment would take over a Secret created by hand without
+// CheckOwners fails when an object the stack would create or patch
+// belongs to another stack of this project, for example dev's config run
+// on the local cluster, because two stacks on one object undo each other's
+// changes and one's destroy deletes the other's access. It also fails when
+// a first deployment would take over a Secret created by hand without
 // keeping its key, which would invalidate every live token.
-func CheckSecretOwner(ctx context.Context, cfg *Config, stack string, deployed bool, getOwner SecretOwnerGetter) error {
+func CheckOwners(ctx context.Context, cfg *Config, stack string, deployed bool, getOwner OwnerGetter) error {
 	ctx, cancel := context.WithTimeout(ctx, preflightTimeout)
 	defer cancel()
-	owner, exists, err := getOwner(ctx, cfg.Namespace, cfg.SecretName)
-	if err != nil {
-		return fmt.Errorf("unable to read Secret %s/%s: %w", cfg.Namespace, cfg.SecretName, err)
+
+	type object struct{ kind, name string }
+	objects := []object{{"Secret", cfg.SecretName}, {"Role", cfg.RoleName}}
+	for _, consumer := range cfg.Consumers {
+		objects = append(objects,
+			object{"ServiceAccount", consumer.ServiceAccount},
+			object{"RoleBinding", cfg.RoleName + "-" + consumer.ServiceAccount},
+			object{"Deployment", consumer.Deployment})
 	}
-	if exists && owner == "" && !deployed && !cfg.HasLegacyKey {
-		return &ConfigError{Problems: []string{fmt.Sprintf(
-			"%s: Secret %s/%s already exists and was not created by this program, so a first up would replace the key that signs live tokens; fix: go run ./cmd/jwtctl --stack %s migrate, which keeps its key as the previous key (see docs/migration.md)",
-			FullKey(KeySecretName), cfg.Namespace, cfg.SecretName, shortStackName(stack))}}
+
+	var problems []string
+	for _, o := range objects {
+		owner, exists, err := getOwner(ctx, o.kind, cfg.Namespace, o.name)
+		if err != nil {
+			return fmt.Errorf("unable to read %s %s/%s: %w", o.kind, cfg.Namespace, o.name, err)
+		}
+		if o.kind == "Secret" && exists && owner == "" && !deployed && !cfg.HasLegacyKey {
+			problems = append(problems, fmt.Sprintf(
+				"%s: Secret %s/%s already exists and was not created by this program, so a first up would replace the key that signs live tokens; fix: go run ./cmd/jwtctl --stack %s migrate, which keeps its key as the previous key (see docs/migration.md)",
+				FullKey(KeySecretName), cfg.Namespace, o.name, shortStackName(stack)))
+		}
+		if owner != "" && owner != stack {
+			problems = append(problems, fmt.Sprintf(
+				"%s %s/%s belongs to stack %s, and two stacks on one object undo each other's changes; fix: run this stack against another cluster or namespace, or destroy stack %s first",
+				o.kind, cfg.Namespace, o.name, owner, owner))
+		}
 	}
-	if owner == "" || owner == stack {
-		return nil
+	if len(problems) > 0 {
+		return &ConfigError{Problems: problems}
 	}
-	return &ConfigError{Problems: []string{fmt.Sprintf(
-		"%s: Secret %s/%s belongs to stack %s, and two stacks sharing one Secret overwrite each other's key; fix: run this stack against another cluster or namespace, or destroy stack %s first",
-		FullKey(KeySecretName), cfg.Namespace, cfg.SecretName, owner, owner)}}
+	return nil
 }
 
 // preflightTimeout bounds the reads of the consumer Deployments, so an
@@ -57,11 +75,12 @@ func CheckSecretOwner(ctx context.Context, cfg *Config, stack string, deployed b
 const preflightTimeout = 30 * time.Second
 
 // CheckConsumers reads every consumer Deployment before anything is
-// registered. A Deployment that is missing fails the run unless the
+// registered. deployed tells whether the stack has been deployed, so its
+// patches' fields should be in place. A Deployment that is missing fails the run unless the
 // consumer is optional, in which case it is dropped with a warning. A
 // container the Deployment lacks fails the run, because server-side apply
 // would otherwise add an empty container of that name.
-func CheckConsumers(ctx context.Context, cfg *Config, get DeploymentGetter) ([]string, error) {
+func CheckConsumers(ctx context.Context, cfg *Config, deployed bool, get DeploymentGetter) ([]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, preflightTimeout)
 	defer cancel()
 
@@ -92,17 +111,19 @@ func CheckConsumers(ctx context.Context, cfg *Config, get DeploymentGetter) ([]s
 			continue
 		}
 
-		// Fields the patch sets that someone changed by hand.
-		drift := Drift(cfg.SecretName, consumer, deployment)
+		// Fields the patch sets that someone changed or removed by hand.
+		// A removed field is put back without a conflict; a changed one
+		// belongs to another field manager now.
+		changed, removed := Drift(cfg.SecretName, consumer, deployment, deployed)
 		switch {
-		case len(drift) > 0 && consumer.ForceConflicts:
-			consumer.Drift = strings.Join(drift, "; ")
-			warnings = append(warnings, fmt.Sprintf("Deployment %s/%s was changed outside this program (%s); up restores it because forceConflicts is set",
-				cfg.Namespace, consumer.Deployment, consumer.Drift))
-		case len(drift) > 0:
+		case len(changed) > 0 && !consumer.ForceConflicts:
 			problems = append(problems, fmt.Sprintf("%s: Deployment %s/%s was changed outside this program: %s; fix: undo the change, or set forceConflicts: true on the consumer and run up to restore it",
-				field, cfg.Namespace, consumer.Deployment, strings.Join(drift, "; ")))
+				field, cfg.Namespace, consumer.Deployment, strings.Join(changed, "; ")))
 			continue
+		case len(changed)+len(removed) > 0:
+			consumer.Drift = strings.Join(append(changed, removed...), "; ")
+			warnings = append(warnings, fmt.Sprintf("Deployment %s/%s was changed outside this program (%s); up restores it",
+				cfg.Namespace, consumer.Deployment, consumer.Drift))
 		}
 		kept = append(kept, consumer)
 	}
@@ -117,11 +138,11 @@ func CheckConsumers(ctx context.Context, cfg *Config, get DeploymentGetter) ([]s
 	return warnings, nil
 }
 
-// ClusterReaders returns a DeploymentGetter and a SecretOwnerGetter for
+// ClusterReaders returns a DeploymentGetter and an OwnerGetter for
 // the cluster that the Kubernetes provider also targets: kubeconfig if set,
 // else the kubernetes:kubeconfig config, else $KUBECONFIG or
 // ~/.kube/config, with the kubernetes:context config as the context.
-func ClusterReaders(source Source, kubeconfig string) (DeploymentGetter, SecretOwnerGetter, error) {
+func ClusterReaders(source Source, kubeconfig string) (DeploymentGetter, OwnerGetter, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	if kubeconfig == "" {
 		kubeconfig, _ = source.GetConfig("kubernetes:kubeconfig")
@@ -168,15 +189,31 @@ func ClusterReaders(source Source, kubeconfig string) (DeploymentGetter, SecretO
 		deployment, err := clients.AppsV1().Deployments(namespace).Get(ctx, name, metav1.GetOptions{})
 		return deployment, unreachable(err)
 	}
-	getOwner := func(ctx context.Context, namespace, name string) (string, bool, error) {
-		secret, err := clients.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
+	getOwner := func(ctx context.Context, kind, namespace, name string) (string, bool, error) {
+		var meta metav1.Object
+		var err error
+		get := metav1.GetOptions{}
+		switch kind {
+		case "Secret":
+			meta, err = clients.CoreV1().Secrets(namespace).Get(ctx, name, get)
+		case "ServiceAccount":
+			meta, err = clients.CoreV1().ServiceAccounts(namespace).Get(ctx, name, get)
+		case "Role":
+			meta, err = clients.RbacV1().Roles(namespace).Get(ctx, name, get)
+		case "RoleBinding":
+			meta, err = clients.RbacV1().RoleBindings(namespace).Get(ctx, name, get)
+		case "Deployment":
+			meta, err = clients.AppsV1().Deployments(namespace).Get(ctx, name, get)
+		default:
+			return "", false, fmt.Errorf("unknown kind %s", kind)
+		}
 		if apierrors.IsNotFound(err) {
 			return "", false, nil
 		}
 		if err != nil {
 			return "", false, unreachable(err)
 		}
-		return secret.Annotations[components.OwnerStackAnnotation], true, nil
+		return meta.GetAnnotations()[components.OwnerStackAnnotation], true, nil
 	}
 	return getDeployment, getOwner, nil
 }
@@ -195,11 +232,11 @@ func shortStackName(stack string) string {
 	return stack[strings.LastIndex(stack, "/")+1:]
 }
 
-// Drift returns a description of each field the consumer's patch sets that
-// the live Deployment holds with another value. A field that is absent is
-// no drift: the patch has not been applied yet, and applying it adds it.
-func Drift(secretName string, consumer Consumer, deployment *appsv1.Deployment) []string {
-	var drift []string
+// Drift describes each field the consumer's patch sets that the live
+// Deployment holds with another value (changed) or, once the stack is
+// deployed, lacks (removed). Before the first deployment a missing field
+// is expected: applying the patch adds it.
+func Drift(secretName string, consumer Consumer, deployment *appsv1.Deployment, deployed bool) (changed, removed []string) {
 	spec := deployment.Spec.Template.Spec
 	var container *corev1.Container
 	for i := range spec.Containers {
@@ -208,8 +245,9 @@ func Drift(secretName string, consumer Consumer, deployment *appsv1.Deployment) 
 		}
 	}
 	if container == nil {
-		return nil
+		return nil, nil
 	}
+	containerPath := []string{"f:spec", "f:template", "f:spec", "f:containers", nameKey(container.Name)}
 
 	if consumer.Env != nil {
 		expected := map[string]string{consumer.Env.Current: components.CurrentKeyDataKey}
@@ -224,22 +262,30 @@ func Drift(secretName string, consumer Consumer, deployment *appsv1.Deployment) 
 			if !ours {
 				continue
 			}
+			delete(expected, env.Name)
 			ref := env.ValueFrom
 			if env.Value != "" || ref == nil || ref.SecretKeyRef == nil || ref.SecretKeyRef.Name != secretName || ref.SecretKeyRef.Key != key {
-				drift = append(drift, fmt.Sprintf("env %s of container %s no longer reads %s/%s%s", env.Name, container.Name, secretName, key,
-					setBy(deployment, "f:spec", "f:template", "f:spec", "f:containers", nameKey(container.Name), "f:env", nameKey(env.Name))))
+				changed = append(changed, fmt.Sprintf("env %s of container %s no longer reads %s/%s%s", env.Name, container.Name, secretName, key,
+					setBy(deployment, append(containerPath, "f:env", nameKey(env.Name))...)))
+			}
+		}
+		for name := range expected {
+			if deployed {
+				removed = append(removed, fmt.Sprintf("env %s of container %s was removed", name, container.Name))
 			}
 		}
 	}
 
 	if consumer.Mount != nil {
+		foundVolume, foundMount := false, false
 		for _, volume := range spec.Volumes {
 			if volume.Name != consumer.Mount.Volume {
 				continue
 			}
+			foundVolume = true
 			if volume.Secret == nil || volume.Secret.SecretName != secretName ||
 				volume.Secret.DefaultMode == nil || int(*volume.Secret.DefaultMode) != consumer.Mount.FileMode {
-				drift = append(drift, fmt.Sprintf("volume %s is no longer Secret %s with mode %s%s", volume.Name, secretName, consumer.Mount.Mode,
+				changed = append(changed, fmt.Sprintf("volume %s is no longer Secret %s with mode %s%s", volume.Name, secretName, consumer.Mount.Mode,
 					setBy(deployment, "f:spec", "f:template", "f:spec", "f:volumes", nameKey(volume.Name))))
 			}
 		}
@@ -247,17 +293,35 @@ func Drift(secretName string, consumer Consumer, deployment *appsv1.Deployment) 
 			if mount.MountPath != consumer.Mount.Path {
 				continue
 			}
+			foundMount = true
 			if mount.Name != consumer.Mount.Volume || !mount.ReadOnly || mount.SubPath != "" {
-				drift = append(drift, fmt.Sprintf("mount %s of container %s is no longer volume %s, read-only, without subPath", mount.MountPath, container.Name, consumer.Mount.Volume))
+				changed = append(changed, fmt.Sprintf("mount %s of container %s is no longer volume %s, read-only, without subPath%s", mount.MountPath, container.Name, consumer.Mount.Volume,
+					setBy(deployment, append(containerPath, "f:volumeMounts", mountPathKey(mount.MountPath))...)))
 			}
+		}
+		if deployed && !foundVolume {
+			removed = append(removed, fmt.Sprintf("volume %s was removed", consumer.Mount.Volume))
+		}
+		if deployed && !foundMount {
+			removed = append(removed, fmt.Sprintf("mount %s of container %s was removed", consumer.Mount.Path, container.Name))
 		}
 	}
 
-	if name := spec.ServiceAccountName; name != "" && name != "default" && name != consumer.ServiceAccount {
-		drift = append(drift, fmt.Sprintf("serviceAccountName is %s instead of %s%s", name, consumer.ServiceAccount,
+	switch name := spec.ServiceAccountName; {
+	case name != "" && name != consumer.ServiceAccount:
+		changed = append(changed, fmt.Sprintf("serviceAccountName is %s instead of %s%s", name, consumer.ServiceAccount,
 			setBy(deployment, "f:spec", "f:template", "f:spec", "f:serviceAccountName")))
+	case name == "" && deployed:
+		removed = append(removed, "serviceAccountName was removed")
 	}
-	return drift
+	return changed, removed
+}
+
+// mountPathKey returns the managed-fields key of a volume mount, which is
+// keyed by its mount path.
+func mountPathKey(path string) string {
+	encoded, _ := json.Marshal(map[string]string{"mountPath": path})
+	return "k:" + string(encoded)
 }
 
 // setBy returns " (set by field manager X)" for the managers other than

@@ -31,8 +31,8 @@ type Options struct {
 	Kubeconfig string
 	// GetDeployment replaces the cluster lookup of consumer Deployments.
 	GetDeployment DeploymentGetter
-	// GetSecretOwner replaces the cluster lookup of the Secret's owner stack.
-	GetSecretOwner SecretOwnerGetter
+	// GetOwner replaces the cluster lookup of the objects' owner stacks.
+	GetOwner OwnerGetter
 	// ProjectDir is the folder with Pulumi.yaml and the stack files, whose
 	// keys are checked. Empty means the project root the CLI reports, which
 	// an Automation API inline program does not have.
@@ -77,7 +77,7 @@ func NewProgram(opts Options) pulumi.RunFunc {
 
 		// Mocks have no cluster to read.
 		if !ctx.RunningWithMocks() || opts.GetDeployment != nil {
-			get, getOwner := opts.GetDeployment, opts.GetSecretOwner
+			get, getOwner := opts.GetDeployment, opts.GetOwner
 			if get == nil || getOwner == nil {
 				clusterGet, clusterOwner, err := ClusterReaders(ctx, opts.Kubeconfig)
 				if err != nil {
@@ -85,10 +85,10 @@ func NewProgram(opts Options) pulumi.RunFunc {
 				}
 				get, getOwner = withDefaultGetters(get, getOwner, clusterGet, clusterOwner)
 			}
-			if err := CheckSecretOwner(ctx.Context(), &cfg, StackName(ctx), deployed.Exists, getOwner); err != nil {
+			if err := CheckOwners(ctx.Context(), &cfg, StackName(ctx), deployed.Exists, getOwner); err != nil {
 				return err
 			}
-			warnings, err := CheckConsumers(ctx.Context(), &cfg, get)
+			warnings, err := CheckConsumers(ctx.Context(), &cfg, deployed.Exists, get)
 			if logErr := logWarnings(ctx, warnings); logErr != nil {
 				return logErr
 			}
@@ -137,7 +137,7 @@ func StackName(ctx *pulumi.Context) string {
 	return fmt.Sprintf("%s/%s/%s", ctx.Organization(), ctx.Project(), ctx.Stack())
 }
 
-func withDefaultGetters(get DeploymentGetter, getOwner SecretOwnerGetter, clusterGet DeploymentGetter, clusterOwner SecretOwnerGetter) (DeploymentGetter, SecretOwnerGetter) {
+func withDefaultGetters(get DeploymentGetter, getOwner OwnerGetter, clusterGet DeploymentGetter, clusterOwner OwnerGetter) (DeploymentGetter, OwnerGetter) {
 	if get == nil {
 		get = clusterGet
 	}
@@ -226,6 +226,7 @@ func NewStack(ctx *pulumi.Context, cfg Config, deployed Deployed) (*Stack, error
 		SecretName:      cfg.SecretName,
 		RoleName:        cfg.RoleName,
 		ServiceAccounts: serviceAccounts,
+		OwnerStack:      cfg.OwnerStack,
 	}, providers, pulumi.Protect(cfg.Protect))
 	if err != nil {
 		return nil, err
@@ -246,6 +247,7 @@ func NewStack(ctx *pulumi.Context, cfg Config, deployed Deployed) (*Stack, error
 			DependsOn:      []pulumi.Resource{key, access},
 			ForceConflicts: consumer.ForceConflicts,
 			Drift:          consumer.Drift,
+			OwnerStack:     cfg.OwnerStack,
 		}
 		if consumer.Env != nil {
 			args.Env = &components.EnvBinding{CurrentKeyVar: consumer.Env.Current, PreviousKeyVar: consumer.Env.Previous, NextKeyVar: consumer.Env.Next}

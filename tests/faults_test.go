@@ -298,7 +298,30 @@ func TestFieldManagerConflict(t *testing.T) {
 	_, err = d.Up(runContext(t))
 	require.NoError(t, err)
 	assert.Equal(t, "user-rpc", getDeployment(t, "user-rpc").Spec.Template.Spec.ServiceAccountName)
-	assert.Contains(t, w.output.String(), "up restores it because forceConflicts is set")
+	assert.Contains(t, w.output.String(), "up restores it")
 
 	require.NoError(t, d.Destroy(runContext(t)))
+}
+
+// TestSecondStackRefused runs a second stack with its own Secret name in
+// the namespace of a deployed one: it would still share the Role, the
+// ServiceAccounts and the Deployments, so its preview must fail.
+func TestSecondStackRefused(t *testing.T) {
+	resetBackend(t)
+	local := newWorkspace(t, "Pulumi.local.yaml")
+	first := local.open(t, "local", runbookNow)
+	_, err := first.Up(runContext(t))
+	require.NoError(t, err)
+	before := clusterSnapshot(t)
+
+	other := newWorkspace(t)
+	other.writeStackFile(t, "dev", "juwan-jwt-secret:secretName: jwt-secret-dev")
+	second := other.open(t, "dev", runbookNow)
+	_, err = second.Preview(runContext(t))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "Role juwan/jwt-secret-reader belongs to stack organization/juwan-jwt-secret/local")
+	assert.Contains(t, err.Error(), "Deployment juwan/user-rpc belongs to stack organization/juwan-jwt-secret/local")
+	assert.Equal(t, before, clusterSnapshot(t), "the refused stack changes nothing")
+
+	require.NoError(t, first.Destroy(runContext(t)))
 }

@@ -18,6 +18,7 @@ import (
 	"syscall"
 
 	"github.com/juwan/jwt-secret/internal/driver"
+	"github.com/juwan/jwt-secret/jwtstack"
 )
 
 const usage = `Usage: jwtctl [flags] COMMAND
@@ -195,6 +196,10 @@ func configCommand(ctx context.Context, d *driver.Driver, args []string) error {
 		}
 		fmt.Printf("(stack file in %s)\n", d.WorkDir())
 		return nil
+	case args[0] == "set" && len(args) >= 2 && strings.TrimPrefix(args[1], jwtstack.Project+":") == jwtstack.KeyLegacyKey:
+		// A key on the command line lands in shell history and process
+		// lists, and without --secret in the stack file in plaintext.
+		return errors.New("legacyKey is not set with config set; run jwtctl migrate, which reads it from the cluster")
 	case args[0] == "set" && (len(args) == 3 || len(args) == 4 && args[3] == "--secret"):
 		if err := d.SetConfig(ctx, args[1], args[2], len(args) == 4); err != nil {
 			return err

@@ -23,6 +23,8 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optpreview"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // LocalStack is the stack meant for the local control plane.
@@ -233,11 +235,12 @@ func (d *Driver) Preview(ctx context.Context, opts ...optpreview.Option) (auto.P
 	return result, explain(d.opts.Stack, err)
 }
 
-// Up runs `pulumi up`. On the local stack it refreshes first, because each
-// start of the local control plane begins with an empty cluster.
+// Up runs `pulumi up`. On the local stack it refreshes first when the
+// cluster lacks the deployed Secret, because each start of the local
+// control plane begins with an empty cluster.
 func (d *Driver) Up(ctx context.Context, opts ...optup.Option) (auto.UpResult, error) {
 	opts = append([]optup.Option{optup.ProgressStreams(d.opts.Progress), optup.ErrorProgressStreams(d.opts.Progress)}, opts...)
-	if d.opts.Stack == LocalStack && d.opts.RefreshLocal {
+	if d.opts.Stack == LocalStack && d.opts.RefreshLocal && d.clusterLostState(ctx) {
 		opts = append(opts, optup.Refresh())
 	}
 	result, err := d.Stack.Up(ctx, opts...)
@@ -287,6 +290,23 @@ func withDefault(value, fallback string) string {
 		return fallback
 	}
 	return value
+}
+
+// clusterLostState reports whether the stack has been deployed but its
+// Secret is missing from the cluster.
+func (d *Driver) clusterLostState(ctx context.Context) bool {
+	outputs, err := d.Stack.Outputs(ctx)
+	if err != nil || len(outputs) == 0 {
+		return false
+	}
+	clients, err := newClientset(d.opts.Kubeconfig)
+	if err != nil {
+		return false
+	}
+	namespace, _ := outputs["namespace"].Value.(string)
+	secretName, _ := outputs["secretName"].Value.(string)
+	_, err = clients.CoreV1().Secrets(namespace).Get(ctx, secretName, metav1.GetOptions{})
+	return apierrors.IsNotFound(err)
 }
 
 // CLI runs the Pulumi CLI on the stack with the driver's environment, for
