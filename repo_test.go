@@ -2,6 +2,8 @@ package main
 
 import (
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -46,7 +48,7 @@ func makeTargets(t *testing.T) []string {
 	t.Helper()
 	content, err := os.ReadFile("Makefile")
 	require.NoError(t, err)
-	return regexp.MustCompile(`(?m)^([a-z][a-z-]*):`).FindAllString(string(content), -1)
+	return regexp.MustCompile(`(?m)^([a-z][a-z0-9-]*):`).FindAllString(string(content), -1)
 }
 
 func TestWorkflowPreviewsOnPullRequests(t *testing.T) {
@@ -127,4 +129,67 @@ func TestWorkflowRunsCommandsThatExist(t *testing.T) {
 		}
 	}
 	assert.Positive(t, runs, "the workflow runs the unit tests through make")
+}
+
+// TestDocsNameCommandsThatExist checks that every make target and jwtctl
+// command in the README and docs/ exists.
+func TestDocsNameCommandsThatExist(t *testing.T) {
+	files, err := filepath.Glob("docs/*.md")
+	require.NoError(t, err)
+	files = append(files, "README.md")
+	targets := makeTargets(t)
+	usage, err := os.ReadFile("cmd/jwtctl/main.go")
+	require.NoError(t, err)
+
+	makeCall := regexp.MustCompile("`?make ([a-z][a-z0-9-]*)")
+	jwtctlCall := regexp.MustCompile(`jwtctl (?:--[a-z]+(?: [a-z0-9./~-]+)? )*([a-z]+)`)
+	checked := 0
+	for _, file := range files {
+		content, err := os.ReadFile(file)
+		require.NoError(t, err)
+		for _, call := range makeCall.FindAllStringSubmatch(string(content), -1) {
+			checked++
+			assert.True(t, slices.Contains(targets, call[1]+":"), "%s names make %s, which the Makefile lacks", file, call[1])
+		}
+		for _, call := range jwtctlCall.FindAllStringSubmatch(string(content), -1) {
+			checked++
+			assert.Contains(t, string(usage), "\n  "+call[1]+" ", "%s names jwtctl %s, which jwtctl lacks", file, call[1])
+		}
+	}
+	assert.Greater(t, checked, 20, "the docs name commands")
+}
+
+// TestDocsNamePulumiCommandsThatExist checks every `pulumi` subcommand in
+// the README and docs/ against the pinned CLI that tools/build.sh builds.
+func TestDocsNamePulumiCommandsThatExist(t *testing.T) {
+	cli := filepath.Join(".tools", "bin", "pulumi")
+	if _, err := os.Stat(cli); err != nil {
+		t.Skip("the pinned Pulumi CLI is not built; make test builds it with tools/build.sh")
+	}
+	files, err := filepath.Glob("docs/*.md")
+	require.NoError(t, err)
+	files = append(files, "README.md", "policy/README.md")
+
+	call := regexp.MustCompile(`(?m)^\s*(?:[A-Z_]+=\S+ )*pulumi ((?:[a-z-]+ ?){1,2})`)
+	seen := map[string]bool{}
+	for _, file := range files {
+		content, err := os.ReadFile(file)
+		require.NoError(t, err)
+		for _, match := range call.FindAllStringSubmatch(string(content), -1) {
+			words := strings.Fields(match[1])
+			// The second word is a subcommand only for command groups.
+			if len(words) == 2 && !slices.Contains([]string{"config", "state", "stack", "plugin", "policy"}, words[0]) {
+				words = words[:1]
+			}
+			command := strings.Join(words, " ")
+			if seen[command] {
+				continue
+			}
+			seen[command] = true
+			output, err := exec.Command(cli, append(words, "--help")...).CombinedOutput()
+			assert.NoError(t, err, "%s names `pulumi %s`, which the CLI rejects: %s", file, command, output)
+		}
+	}
+	assert.NotEmpty(t, seen, "the docs name pulumi commands")
+	t.Logf("checked: %v", seen)
 }
