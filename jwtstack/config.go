@@ -71,9 +71,6 @@ type Config struct {
 	MaxKeyAgeDays int
 	// Production is true for stacks named prod, production or prod-*.
 	Production bool
-	// OwnerStack is the fully qualified stack name recorded on the Secret.
-	// The program sets it; it is not config.
-	OwnerStack string
 }
 
 // Consumer is a Deployment that reads the key.

@@ -83,7 +83,12 @@ func NewProgram(opts Options) pulumi.RunFunc {
 				if err != nil {
 					return err
 				}
-				get, getOwner = withDefaultGetters(get, getOwner, clusterGet, clusterOwner)
+				if get == nil {
+					get = clusterGet
+				}
+				if getOwner == nil {
+					getOwner = clusterOwner
+				}
 			}
 			if err := CheckOwners(ctx.Context(), &cfg, StackName(ctx), deployed.Exists, getOwner); err != nil {
 				return err
@@ -97,7 +102,6 @@ func NewProgram(opts Options) pulumi.RunFunc {
 			}
 		}
 
-		cfg.OwnerStack = StackName(ctx)
 		stack, err := NewStack(ctx, cfg, deployed)
 		if err != nil {
 			return err
@@ -135,16 +139,6 @@ func loadConfig(ctx *pulumi.Context, now time.Time, projectDir string) (Config, 
 // StackName returns the fully qualified name of the running stack.
 func StackName(ctx *pulumi.Context) string {
 	return fmt.Sprintf("%s/%s/%s", ctx.Organization(), ctx.Project(), ctx.Stack())
-}
-
-func withDefaultGetters(get DeploymentGetter, getOwner OwnerGetter, clusterGet DeploymentGetter, clusterOwner OwnerGetter) (DeploymentGetter, OwnerGetter) {
-	if get == nil {
-		get = clusterGet
-	}
-	if getOwner == nil {
-		getOwner = clusterOwner
-	}
-	return get, getOwner
 }
 
 func logWarnings(ctx *pulumi.Context, warnings []string) error {
@@ -187,6 +181,7 @@ func NewStack(ctx *pulumi.Context, cfg Config, deployed Deployed) (*Stack, error
 	}
 	providers := pulumi.Providers(provider)
 	stack := &Stack{Provider: provider}
+	ownerStack := StackName(ctx)
 
 	// The key and the Secret that holds it.
 	var legacyKey pulumi.StringInput
@@ -209,7 +204,7 @@ func NewStack(ctx *pulumi.Context, cfg Config, deployed Deployed) (*Stack, error
 		Generation:  cfg.KeyGeneration,
 		LegacyKey:   legacyKey,
 		Protect:     cfg.Protect,
-		OwnerStack:  cfg.OwnerStack,
+		OwnerStack:  ownerStack,
 	}, providers)
 	if err != nil {
 		return nil, err
@@ -226,7 +221,7 @@ func NewStack(ctx *pulumi.Context, cfg Config, deployed Deployed) (*Stack, error
 		SecretName:      cfg.SecretName,
 		RoleName:        cfg.RoleName,
 		ServiceAccounts: serviceAccounts,
-		OwnerStack:      cfg.OwnerStack,
+		OwnerStack:      ownerStack,
 	}, providers, pulumi.Protect(cfg.Protect))
 	if err != nil {
 		return nil, err
@@ -247,7 +242,7 @@ func NewStack(ctx *pulumi.Context, cfg Config, deployed Deployed) (*Stack, error
 			DependsOn:      []pulumi.Resource{key, access},
 			ForceConflicts: consumer.ForceConflicts,
 			Drift:          consumer.Drift,
-			OwnerStack:     cfg.OwnerStack,
+			OwnerStack:     ownerStack,
 		}
 		if consumer.Env != nil {
 			args.Env = &components.EnvBinding{CurrentKeyVar: consumer.Env.Current, PreviousKeyVar: consumer.Env.Previous, NextKeyVar: consumer.Env.Next}

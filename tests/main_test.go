@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/juwan/jwt-secret/internal/controlplane"
-	"github.com/juwan/jwt-secret/internal/driver"
+	"github.com/juwan/jwt-secret/internal/repo"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -36,7 +36,7 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
-	root, err := driver.FindRepoRoot()
+	root, err := repo.FindRoot()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

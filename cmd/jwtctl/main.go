@@ -18,6 +18,7 @@ import (
 	"syscall"
 
 	"github.com/juwan/jwt-secret/internal/driver"
+	"github.com/juwan/jwt-secret/internal/repo"
 	"github.com/juwan/jwt-secret/jwtstack"
 )
 
@@ -83,7 +84,7 @@ func run(ctx context.Context, args []string, stack, kubeconfig string, local boo
 	if command != "config" && len(args) != 1 {
 		return fmt.Errorf("%s takes no arguments; run jwtctl -h for the usage", command)
 	}
-	root, err := driver.FindRepoRoot()
+	root, err := repo.FindRoot()
 	if err != nil {
 		return err
 	}
@@ -130,18 +131,11 @@ func run(ctx context.Context, args []string, stack, kubeconfig string, local boo
 		if err != nil {
 			return err
 		}
-		names := make([]string, 0, len(outputs))
-		for name := range outputs {
-			names = append(names, name)
+		values := map[string]any{}
+		for name, output := range outputs {
+			values[name] = shown(output.Value, output.Secret)
 		}
-		sort.Strings(names)
-		for _, name := range names {
-			value := outputs[name].Value
-			if outputs[name].Secret {
-				value = "[secret]"
-			}
-			fmt.Printf("%-20s %v\n", name, value)
-		}
+		printSorted(20, values)
 		return nil
 	case "recover":
 		return d.Recover(ctx)
@@ -178,22 +172,15 @@ func describeCluster(kubeconfig string) string {
 func configCommand(ctx context.Context, d *driver.Driver, args []string) error {
 	switch {
 	case len(args) == 0:
-		values, err := d.Stack.GetAllConfig(ctx)
+		config, err := d.Stack.GetAllConfig(ctx)
 		if err != nil {
 			return err
 		}
-		keys := make([]string, 0, len(values))
-		for key := range values {
-			keys = append(keys, key)
+		values := map[string]any{}
+		for key, value := range config {
+			values[key] = shown(value.Value, value.Secret)
 		}
-		sort.Strings(keys)
-		for _, key := range keys {
-			value := values[key].Value
-			if values[key].Secret {
-				value = "[secret]"
-			}
-			fmt.Printf("%-45s %s\n", key, value)
-		}
+		printSorted(45, values)
 		fmt.Printf("(stack file in %s)\n", d.WorkDir())
 		return nil
 	case args[0] == "set" && len(args) >= 2 && strings.TrimPrefix(args[1], jwtstack.Project+":") == jwtstack.KeyLegacyKey:
@@ -208,5 +195,26 @@ func configCommand(ctx context.Context, d *driver.Driver, args []string) error {
 		return nil
 	default:
 		return errors.New("usage: jwtctl config, or jwtctl config set KEY VALUE [--secret]")
+	}
+}
+
+// shown returns value, or a placeholder if it is a secret.
+func shown(value any, secret bool) any {
+	if secret {
+		return "[secret]"
+	}
+	return value
+}
+
+// printSorted prints one name and value a line, sorted by name, with the
+// names padded to width.
+func printSorted(width int, values map[string]any) {
+	names := make([]string, 0, len(values))
+	for name := range values {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		fmt.Printf("%-*s %v\n", width, name, values[name])
 	}
 }

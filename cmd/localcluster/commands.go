@@ -147,11 +147,11 @@ func waitForReady(dirs directories, pid int, exited <-chan error, process *os.Pr
 			return nil
 		}
 		if exited == nil && !processRuns(pid) {
-			return fmt.Errorf("the cluster process %d exited before it was ready; last lines of %s:\n%s", pid, dirs.logFile(), tail(dirs.logFile(), 15))
+			return fmt.Errorf("the cluster process %d exited before it was ready; last lines of %s:\n%s", pid, dirs.logFile(), controlplane.LastLines(dirs.logFile(), 15))
 		}
 		select {
 		case err := <-exited:
-			return fmt.Errorf("the cluster process exited before it was ready (%v); last lines of %s:\n%s", err, dirs.logFile(), tail(dirs.logFile(), 15))
+			return fmt.Errorf("the cluster process exited before it was ready (%v); last lines of %s:\n%s", err, dirs.logFile(), controlplane.LastLines(dirs.logFile(), 15))
 		case <-deadline:
 			if process != nil {
 				_ = process.Signal(syscall.SIGTERM)
@@ -160,7 +160,7 @@ func waitForReady(dirs directories, pid int, exited <-chan error, process *os.Pr
 				case <-time.After(stopTimeout):
 					_ = process.Kill()
 				}
-				return fmt.Errorf("timed out after %s waiting for the cluster to be ready, and stopped it; last lines of %s:\n%s", readyTimeout, dirs.logFile(), tail(dirs.logFile(), 15))
+				return fmt.Errorf("timed out after %s waiting for the cluster to be ready, and stopped it; last lines of %s:\n%s", readyTimeout, dirs.logFile(), controlplane.LastLines(dirs.logFile(), 15))
 			}
 			return fmt.Errorf("timed out after %s waiting for the cluster (pid %d) to be ready; read %s", readyTimeout, pid, dirs.logFile())
 		case <-time.After(250 * time.Millisecond):
@@ -333,20 +333,6 @@ func readPIDFile(path string) (int, error) {
 		return 0, fmt.Errorf("invalid pid file %s: %q", path, strings.TrimSpace(string(data)))
 	}
 	return pid, nil
-}
-
-// tail returns the last n lines of the file at path, or a note when it
-// cannot be read.
-func tail(path string, n int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(unable to read %s: %v)", path, err)
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // timestampWriter prefixes each write with the local time, for the log of

@@ -14,16 +14,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
-)
 
-const modulePath = "github.com/juwan/jwt-secret"
+	"github.com/juwan/jwt-secret/internal/repo"
+)
 
 // Exit codes. statusNotRunning follows the LSB convention for "program is
 // not running".
@@ -125,9 +123,9 @@ func (d directories) kubeconfig() string {
 // from the repository root.
 func resolveDirs(state, tools string) (directories, error) {
 	if state == "" || tools == "" {
-		root, err := findRepoRoot()
+		root, err := repo.FindRoot()
 		if err != nil {
-			return directories{}, err
+			return directories{}, fmt.Errorf("%w, or pass --state and --tools", err)
 		}
 		if state == "" {
 			state = filepath.Join(root, ".state", "local")
@@ -149,36 +147,4 @@ func resolveDirs(state, tools string) (directories, error) {
 		return directories{}, fmt.Errorf("unable to resolve --tools %q: %w", tools, err)
 	}
 	return dirs, nil
-}
-
-// findRepoRoot walks up from the working directory to the folder whose
-// go.mod declares this module. The go.mod files of the tool modules under
-// tools/ declare other modules and are passed over.
-func findRepoRoot() (string, error) {
-	start, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("unable to read the working directory: %w", err)
-	}
-	for dir := start; ; dir = filepath.Dir(dir) {
-		data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && declaresModule(data, modulePath) {
-			return dir, nil
-		}
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return "", fmt.Errorf("unable to read %s: %w", filepath.Join(dir, "go.mod"), err)
-		}
-		if filepath.Dir(dir) == dir {
-			return "", fmt.Errorf("unable to find the repository root: no go.mod for module %s in %s or above; run from inside the repository or pass --state and --tools", modulePath, start)
-		}
-	}
-}
-
-func declaresModule(goMod []byte, module string) bool {
-	for line := range strings.SplitSeq(string(goMod), "\n") {
-		fields := strings.Fields(line)
-		if len(fields) >= 2 && fields[0] == "module" {
-			return strings.Trim(fields[1], `"`) == module
-		}
-	}
-	return false
 }

@@ -14,13 +14,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestDeclaresModule(t *testing.T) {
-	assert.True(t, declaresModule([]byte("// comment\nmodule github.com/juwan/jwt-secret\n\ngo 1.26\n"), modulePath))
-	assert.True(t, declaresModule([]byte(`module "github.com/juwan/jwt-secret"`), modulePath))
-	assert.False(t, declaresModule([]byte("module github.com/juwan/jwt-secret/tools/kwok\n"), modulePath))
-	assert.False(t, declaresModule([]byte("go 1.26\n"), modulePath))
-}
-
 func TestResolveDirsDefaults(t *testing.T) {
 	// The test runs in cmd/localcluster, two levels below the repository
 	// root.

@@ -209,7 +209,7 @@ func (c *Cluster) waitFor(ctx context.Context, what string, process *childProces
 			return nil
 		}
 		if err := process.exitError(); err != nil {
-			return fmt.Errorf("unable to start the control plane: %s never became ready because %w; the log ends with:\n%s", what, err, lastLines(process.logPath, 5))
+			return fmt.Errorf("unable to start the control plane: %s never became ready because %w; the log ends with:\n%s", what, err, LastLines(process.logPath, 5))
 		}
 		select {
 		case <-ctx.Done():

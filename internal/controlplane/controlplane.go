@@ -358,7 +358,7 @@ func (c *Cluster) startAPIServer(ctx context.Context, p paths) error {
 	// it started then, and Stop checks that they are gone.
 	c.recordEnvtestProcesses(p)
 	if err != nil {
-		return fmt.Errorf("unable to start etcd and kube-apiserver: %w; read %s and %s, which ends with:\n%s", err, p.logFile("etcd"), p.logFile("kube-apiserver"), lastLines(p.logFile("kube-apiserver"), 5))
+		return fmt.Errorf("unable to start etcd and kube-apiserver: %w; read %s and %s, which ends with:\n%s", err, p.logFile("etcd"), p.logFile("kube-apiserver"), LastLines(p.logFile("kube-apiserver"), 5))
 	}
 
 	c.EtcdURL = etcdURL.String()
@@ -518,9 +518,9 @@ func deadlineOf(ctx context.Context) time.Time {
 	return time.Now().Add(startTimeout)
 }
 
-// lastLines returns the last n lines of the file at path, for error
+// LastLines returns the last n lines of the file at path, for error
 // messages, or a note when the file cannot be read.
-func lastLines(path string, n int) string {
+func LastLines(path string, n int) string {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Sprintf("(unable to read %s: %v)", path, err)

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/juwan/jwt-secret/internal/repo"
 	"github.com/juwan/jwt-secret/jwtstack"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optdestroy"
@@ -72,7 +73,7 @@ func Open(ctx context.Context, opts Options) (*Driver, error) {
 		return nil, errors.New("unable to open stack: no stack name given; pass local, dev or prod")
 	}
 	if opts.RepoRoot == "" {
-		root, err := FindRepoRoot()
+		root, err := repo.FindRoot()
 		if err != nil {
 			return nil, err
 		}
@@ -258,31 +259,6 @@ func (d *Driver) Destroy(ctx context.Context, opts ...optdestroy.Option) error {
 func (d *Driver) Outputs(ctx context.Context) (auto.OutputMap, error) {
 	outputs, err := d.Stack.Outputs(ctx)
 	return outputs, explain(d.opts.Stack, err)
-}
-
-// Kubeconfig returns the kubeconfig the provider uses, or "" for its default.
-func (d *Driver) Kubeconfig() string {
-	return d.opts.Kubeconfig
-}
-
-// FindRepoRoot walks up from the working directory to the folder whose
-// go.mod declares this module.
-func FindRepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("unable to find the repository root: %w", err)
-	}
-	for {
-		content, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && strings.HasPrefix(string(content), "module github.com/juwan/jwt-secret\n") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("unable to find the repository root: no go.mod of github.com/juwan/jwt-secret above the working directory; run from inside the repository")
-		}
-		dir = parent
-	}
 }
 
 func withDefault(value, fallback string) string {
