@@ -7,7 +7,7 @@ import "github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 // They make the Kubernetes provider apply with force, so a first `up` on a
 // cluster where these objects were created with `kubectl apply` takes them
 // over instead of failing on the fields kubectl's field manager holds. The
-// Deployment patches never force unless a consumer asks for it.
+// Deployment patches never force unless a consumer sets forceConflicts.
 // ownerStack, when set, is recorded in OwnerStackAnnotation.
 func ownedAnnotations(ownerStack string) pulumi.StringMap {
 	annotations := pulumi.StringMap{patchForceAnnotation: pulumi.String("true")}

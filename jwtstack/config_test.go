@@ -296,7 +296,7 @@ func TestStackFilesAreValid(t *testing.T) {
 		for k, v := range stackFile.Config {
 			values[strings.TrimPrefix(k, jwtstack.Project+":")] = toString(v)
 		}
-		// Measure the key age on the day the stack file says it was
+		// Measure the key age on the day the stack file records it was
 		// rotated, so this test does not expire with the key.
 		now := today
 		if day, ok := values["keyRotatedAt"]; ok {

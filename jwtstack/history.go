@@ -100,8 +100,8 @@ func SlotLengths(deployed Deployed, generation, keyLength int) [components.SlotC
 	var lengths [components.SlotCount]int
 	for slot := range components.SlotCount {
 		lengths[slot] = keyLength
-		kept := deployed.Exists && components.SlotGeneration(slot, deployed.Generation) == components.SlotGeneration(slot, generation)
-		if kept && deployed.SlotLengths[slot] > 0 {
+		unchanged := deployed.Exists && components.SlotGeneration(slot, deployed.Generation) == components.SlotGeneration(slot, generation)
+		if unchanged && deployed.SlotLengths[slot] > 0 {
 			lengths[slot] = deployed.SlotLengths[slot]
 		}
 	}

@@ -30,10 +30,10 @@ type OwnerGetter func(ctx context.Context, kind, namespace, name string) (owner 
 
 // CheckOwners fails when an object the stack would create or patch
 // belongs to another stack of this project, for example dev's config run
-// on the local cluster, because two stacks on one object undo each other's
-// changes and one's destroy deletes the other's access. It also fails when
-// a first deployment would take over a Secret created by hand without
-// keeping its key, which would invalidate every live token.
+// on the local cluster. Two stacks on one object undo each other's changes,
+// and one's destroy deletes the other's access. It also fails when a first
+// deployment would take over a Secret created by hand without keeping its
+// key, which would invalidate every live token.
 func CheckOwners(ctx context.Context, cfg *Config, stack string, deployed bool, getOwner OwnerGetter) error {
 	ctx, cancel := context.WithTimeout(ctx, preflightTimeout)
 	defer cancel()
@@ -75,17 +75,17 @@ func CheckOwners(ctx context.Context, cfg *Config, stack string, deployed bool, 
 const preflightTimeout = 30 * time.Second
 
 // CheckConsumers reads every consumer Deployment before anything is
-// registered. deployed tells whether the stack has been deployed, so its
-// patches' fields should be in place. A Deployment that is missing fails the run unless the
-// consumer is optional, in which case it is dropped with a warning. A
-// container the Deployment lacks fails the run, because server-side apply
-// would otherwise add an empty container of that name.
+// registered. deployed is true once the stack has been deployed, so its
+// patches' fields should be in place. A missing Deployment fails the run
+// unless the consumer is optional, in which case it is dropped with a
+// warning. A container the Deployment lacks fails the run, because
+// server-side apply would otherwise add an empty container of that name.
 func CheckConsumers(ctx context.Context, cfg *Config, deployed bool, get DeploymentGetter) ([]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, preflightTimeout)
 	defer cancel()
 
 	var problems, warnings []string
-	kept := cfg.Consumers[:0:0]
+	present := cfg.Consumers[:0:0]
 	for i, consumer := range cfg.Consumers {
 		field := fmt.Sprintf("%s[%d]", FullKey(KeyConsumers), i)
 		deployment, err := get(ctx, cfg.Namespace, consumer.Deployment)
@@ -125,16 +125,16 @@ func CheckConsumers(ctx context.Context, cfg *Config, deployed bool, get Deploym
 			warnings = append(warnings, fmt.Sprintf("Deployment %s/%s was changed outside this program (%s); up restores it",
 				cfg.Namespace, consumer.Deployment, consumer.Drift))
 		}
-		kept = append(kept, consumer)
+		present = append(present, consumer)
 	}
 
 	if len(problems) > 0 {
 		return warnings, &ConfigError{Problems: problems}
 	}
-	if len(kept) == 0 {
+	if len(present) == 0 {
 		return warnings, &ConfigError{Problems: []string{FullKey(KeyConsumers) + ": every consumer Deployment is missing, so nothing would read the key; fix: deploy at least one of them first"}}
 	}
-	cfg.Consumers = kept
+	cfg.Consumers = present
 	return warnings, nil
 }
 

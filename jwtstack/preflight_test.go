@@ -17,7 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
-// fakeCluster answers like the API server: the Deployments it has, and a
+// fakeCluster returns what the API server returns: the Deployments it has, and a
 // NotFound status error for the rest.
 func fakeCluster(deployments map[string][]string) jwtstack.DeploymentGetter {
 	return func(ctx context.Context, namespace, name string) (*appsv1.Deployment, error) {

@@ -164,7 +164,7 @@ type Stack struct {
 // the stack's last deployment, or the zero value.
 func NewStack(ctx *pulumi.Context, cfg Config, deployed Deployed) (*Stack, error) {
 	// Own the provider settings, so that every stack updates Secret data in
-	// place and keeps the Secret's UID, whatever its stack file says.
+	// place and keeps the Secret's UID, whatever its stack file sets.
 	providerArgs := &kubernetes.ProviderArgs{
 		EnableSecretMutable:   pulumi.Bool(true),
 		EnableServerSideApply: pulumi.Bool(true),

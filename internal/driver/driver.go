@@ -123,7 +123,7 @@ func Open(ctx context.Context, opts Options) (*Driver, error) {
 		// The Kubernetes provider (v4.25.0) diffs a patch's lists by
 		// position against the whole live list, so env vars, mounts and
 		// volumes appended after the Deployment's own always look changed.
-		// With legacy diffs the engine asks the provider only when the
+		// With legacy diffs the engine calls the provider's diff only when the
 		// program's inputs changed. NOTE: drift made by hand in the cluster
 		// is then not shown by a preview; the consumer check reports drift
 		// in the fields the patches set.

@@ -76,9 +76,9 @@ func TestLocalWorkDirKeepsLocalChanges(t *testing.T) {
 
 	_, err = localWorkDir(repo, state)
 	require.NoError(t, err)
-	kept, err := os.ReadFile(filepath.Join(workDir, "Pulumi.local.yaml"))
+	afterRun, err := os.ReadFile(filepath.Join(workDir, "Pulumi.local.yaml"))
 	require.NoError(t, err)
-	assert.Equal(t, changed, string(kept), "the local stack file is not overwritten")
+	assert.Equal(t, changed, string(afterRun), "the local stack file is not overwritten")
 	project, err := os.ReadFile(filepath.Join(workDir, "Pulumi.yaml"))
 	require.NoError(t, err)
 	assert.Contains(t, string(project), "description: new", "Pulumi.yaml follows the repository")

@@ -46,10 +46,11 @@ func (s configSource) IsConfigSecret(key string) bool {
 
 // Migrate prepares the stack to take over a hand-applied setup without
 // logging anybody out. It stores the live key of the existing Secret as the
-// stack's legacyKey, a Pulumi secret, so that the first `up` keeps it as the
-// previous key; removes the Secret's last-applied-configuration annotation,
-// which holds a plaintext copy of the key; and lists the existing objects
-// the next `up` adopts. It changes no key and no Deployment.
+// stack's legacyKey, a Pulumi secret, so the first `up` keeps it as the
+// previous key. It removes the Secret's last-applied-configuration
+// annotation, which contains a plaintext copy of the key. It returns the
+// existing objects the next `up` adopts, and changes no key and no
+// Deployment.
 func (d *Driver) Migrate(ctx context.Context) (*Migration, error) {
 	stackConfig, err := d.Stack.GetAllConfig(ctx)
 	if err != nil {

@@ -61,7 +61,7 @@ func (e *Engine) NewResource(args pulumi.MockResourceArgs) (string, resource.Pro
 		outputs["result"] = resource.MakeSecret(resource.NewStringProperty(key))
 		outputs["bcryptHash"] = resource.MakeSecret(resource.NewStringProperty("$2a$10$" + key[:22]))
 	case "pulumi:pulumi:StackReference":
-		// The engine answers a StackReference with the referenced stack's
+		// For a StackReference the engine returns the referenced stack's
 		// outputs and the names of the secret ones.
 		outputs["outputs"] = resource.NewObjectProperty(resource.NewPropertyMapFromMap(e.StackOutputs))
 		outputs["secretOutputNames"] = resource.NewArrayProperty(nil)
@@ -136,8 +136,8 @@ func (e *Engine) ByType(typeToken string) []Resource {
 
 // PasswordFor returns the key the mock generates for a RandomPassword: the
 // requested length over letters, digits and the override special
-// characters, derived from the name and keepers so that a test can predict
-// it and a keeper change yields a new key.
+// characters. It derives the key from the name and keepers, so a test can
+// predict it and a keeper change yields a new key.
 func PasswordFor(name string, inputs resource.PropertyMap) string {
 	length := int(inputs["length"].NumberValue())
 	alphabet := "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"

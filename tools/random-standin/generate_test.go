@@ -102,9 +102,9 @@ func TestGenerateNonASCIIStaysValidUTF8(t *testing.T) {
 	}
 }
 
-// The real provider honours a minimum even for a disabled class; the
-// stand-in must behave the same so programs do not change behaviour when the
-// real plugin is installed. Exactly the minimum is drawn from that class.
+// The real provider honours a minimum even for a disabled class, and the
+// stand-in does the same, so a program behaves alike with either plugin.
+// Exactly the minimum is drawn from that class.
 func TestGenerateHonoursDisabledClassMinimum(t *testing.T) {
 	spec := passwordSpec{Length: 10, Lower: true, Upper: false, MinUpper: 3}
 	for i := 0; i < 200; i++ {
@@ -117,9 +117,8 @@ func TestGenerateHonoursDisabledClassMinimum(t *testing.T) {
 }
 
 // Each character should appear about equally often. This catches a broken
-// draw (a wrong range, a stuck index, a class left out); freedom from the
-// small modulo bias comes from rand.Int's rejection sampling, which a test
-// of this size cannot resolve.
+// draw, such as a wrong range, a stuck index or a class left out. It cannot
+// resolve a small modulo bias, which rand.Int's rejection sampling rules out.
 func TestGenerateIsUniformOverCharacters(t *testing.T) {
 	for _, tc := range []struct {
 		name string
